@@ -1,0 +1,3 @@
+"""letterkit: letter-writing campaigns in defence of prisoners' rights."""
+
+__version__ = "0.1.0"

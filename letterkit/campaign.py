@@ -1,0 +1,269 @@
+"""A campaign folder: the case (templates/campaign.toml), letter templates and recipients.
+
+Layout::
+
+    recipients.toml            [[contact]] tables
+    templates/campaign.toml    the case: title, prisoners, demands, sources...
+    templates/NAME.LANG.txt.j2 letter templates with TOML front matter
+
+Lookup order: ``--campaign DIR``, ``$LETTERKIT_CAMPAIGN``, the current
+directory if it has a recipients.toml, else the campaign bundled with letterkit.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from .contacts import Contact, load_contacts, merge
+from .errors import CampaignError, LetterkitError, TemplateError
+
+_TEMPLATE_RE = re.compile(r"^(?P<name>[a-z0-9][a-z0-9_-]*)(?:\.(?P<lang>[a-z]{2,3}))?\.txt\.j2$")
+_FRONT_KEYS = {"subject", "to", "cc", "language", "description"}
+
+
+def bundled_campaign_dir() -> Path:
+    """The campaign shipped with letterkit (inside the wheel, or the source checkout)."""
+    here = Path(__file__).resolve().parent
+    inside = here / "bundled"
+    if (inside / "recipients.toml").is_file():
+        return inside
+    return here.parent  # running from a source checkout: the repository root
+
+
+def find_campaign_dir(explicit: str | os.PathLike[str] | None = None) -> Path:
+    """Apply the lookup order and return the campaign folder to use."""
+    chosen = explicit or os.environ.get("LETTERKIT_CAMPAIGN")
+    if chosen:
+        path = Path(chosen).expanduser()
+        if not path.is_dir():
+            raise CampaignError(
+                f"campaign folder {path} does not exist",
+                hint="pass an existing folder, or create one with: letterkit init DIR",
+            )
+        return path
+    cwd = Path.cwd()
+    if (cwd / "recipients.toml").is_file():
+        return cwd
+    return bundled_campaign_dir()
+
+
+@dataclass(frozen=True)
+class TemplateFile:
+    """One letter template in one language."""
+
+    name: str
+    language: str
+    path: Path
+    subject: str
+    to: tuple[str, ...]
+    cc: tuple[str, ...]
+    description: str
+    body: str
+    body_line: int  # line number (1-based) in the file where the body starts
+
+
+def parse_template(path: Path) -> TemplateFile:
+    """Read a template file and its TOML front matter between ``+++`` lines."""
+    m = _TEMPLATE_RE.match(path.name)
+    if not m:
+        raise TemplateError(
+            f"{path}: template file names look like NAME.LANG.txt.j2 (e.g. protest.en.txt.j2)"
+        )
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise TemplateError(f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}") from None
+    lines = text.splitlines(keepends=True)
+    if not lines or lines[0].strip() != "+++":
+        raise TemplateError(f"{path}:1: a template starts with TOML front matter between '+++' lines")
+    try:
+        end = next(i for i in range(1, len(lines)) if lines[i].strip() == "+++")
+    except StopIteration:
+        raise TemplateError(f"{path}:1: front matter is not closed by a '+++' line") from None
+    try:
+        front = tomllib.loads("".join(lines[1:end]))
+    except tomllib.TOMLDecodeError as exc:
+        msg = str(exc)
+        lm = re.search(r"line (\d+)", msg)
+        line = int(lm[1]) + 1 if lm else 1
+        raise TemplateError(f"{path}:{line}: invalid front matter: {msg}") from None
+    unknown = sorted(set(front) - _FRONT_KEYS)
+    if unknown:
+        raise TemplateError(
+            f"{path}: unknown front-matter key(s): {', '.join(unknown)}",
+            hint=f"known keys: {', '.join(sorted(_FRONT_KEYS))}",
+        )
+    subject = front.get("subject")
+    if not isinstance(subject, str) or not subject.strip():
+        raise TemplateError(f"{path}: the front matter needs a non-empty 'subject'")
+
+    def selectors(key: str) -> tuple[str, ...]:
+        value = front.get(key, [])
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise TemplateError(f"{path}: '{key}' must be a list of selectors (ids or group:NAME)")
+        return tuple(value)
+
+    language = front.get("language") or m["lang"] or "en"
+    if m["lang"] and language != m["lang"]:
+        raise TemplateError(f"{path}: front matter says language {language!r}, file name says {m['lang']!r}")
+    return TemplateFile(
+        name=m["name"],
+        language=str(language),
+        path=path,
+        subject=subject.strip(),
+        to=selectors("to"),
+        cc=selectors("cc"),
+        description=str(front.get("description", "")),
+        body="".join(lines[end + 1 :]),
+        body_line=end + 2,
+    )
+
+
+@dataclass
+class Campaign:
+    """A loaded campaign folder."""
+
+    root: Path
+    data: dict[str, Any]
+    templates: dict[str, dict[str, TemplateFile]]  # name -> language -> template
+    campaign_contacts: list[Contact]
+    user_contacts: list[Contact] = field(default_factory=list)
+
+    @property
+    def id(self) -> str:
+        return str(self.data.get("id") or self.root.name)
+
+    @property
+    def title(self) -> str:
+        return str(self.data.get("title", self.id))
+
+    @cached_property
+    def contacts(self) -> list[Contact]:
+        """Campaign contacts merged with the user's own."""
+        return merge(self.campaign_contacts, self.user_contacts)
+
+    @property
+    def act_before(self) -> dt.date | None:
+        value = self.data.get("act_before")
+        if isinstance(value, dt.date):
+            return value
+        if isinstance(value, str) and value:
+            try:
+                return dt.date.fromisoformat(value)
+            except ValueError:
+                return None
+        return None
+
+    def deadline_passed(self, today: dt.date | None = None) -> bool:
+        deadline = self.act_before
+        return deadline is not None and (today or dt.date.today()) > deadline
+
+    @property
+    def require_note(self) -> bool:
+        return bool(self.data.get("require_note", False))
+
+    def for_language(self, language: str) -> dict[str, Any]:
+        """campaign.toml with ``translations.LANG`` merged over it (what templates see)."""
+        merged = {k: v for k, v in self.data.items() if k != "translations"}
+        merged.update(self.data.get("translations", {}).get(language, {}))
+        return merged
+
+    def template(self, name: str, language: str | None = None) -> TemplateFile:
+        """A template by name, in ``language`` if it exists, else English, else any."""
+        versions = self.templates.get(name)
+        if not versions:
+            known = ", ".join(sorted(self.templates)) or "none"
+            raise TemplateError(
+                f"no template named {name!r} in {self.root} (templates: {known})",
+                hint="list them with: letterkit templates",
+            )
+        if language and language in versions:
+            return versions[language]
+        return versions.get("en") or next(iter(versions.values()))
+
+    def template_strict(self, name: str, language: str) -> TemplateFile:
+        versions = self.templates.get(name) or {}
+        if language not in versions:
+            self.template(name)  # raises for an unknown name
+            raise TemplateError(
+                f"template {name!r} has no {language!r} version (has: {', '.join(sorted(versions))})",
+                hint=f"add templates/{name}.{language}.txt.j2 or choose another --lang",
+            )
+        return versions[language]
+
+
+def _load_case(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            data = tomllib.load(fh)
+    except FileNotFoundError:
+        raise CampaignError(f"{path}: file not found", hint="a campaign needs templates/campaign.toml") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise CampaignError(f"{path}: invalid TOML: {exc}", hint="fix the syntax at that line") from None
+    except OSError as exc:
+        raise CampaignError(f"cannot read {path}: {exc.strerror}") from None
+    demands = data.get("demands", [])
+    if not isinstance(demands, list) or not all(isinstance(d, str) for d in demands):
+        raise CampaignError(f"{path}: 'demands' must be a list of strings")
+    translations = data.get("translations", {})
+    if not isinstance(translations, dict) or not all(isinstance(v, dict) for v in translations.values()):
+        raise CampaignError(f"{path}: [translations.LANG] must be tables, e.g. [translations.ru]")
+    act = data.get("act_before")
+    if act is not None and not isinstance(act, dt.date):
+        try:
+            dt.date.fromisoformat(str(act))
+        except ValueError:
+            raise CampaignError(f"{path}: act_before {act!r} is not a date like 2026-12-31") from None
+    return data
+
+
+def load_campaign(
+    root: str | os.PathLike[str] | None = None,
+    *,
+    with_user_contacts: bool = True,
+    problems: list[LetterkitError] | None = None,
+) -> Campaign:
+    """Load a campaign folder (see :func:`find_campaign_dir` for ``root=None``).
+
+    With ``problems`` given, every problem is collected there instead of raised
+    at the first (what ``letterkit check`` uses).
+    """
+    folder = find_campaign_dir(root)
+
+    def fail(error: LetterkitError) -> None:
+        if problems is None:
+            raise error
+        problems.append(error)
+
+    data: dict[str, Any] = {}
+    try:
+        data = _load_case(folder / "templates" / "campaign.toml")
+    except LetterkitError as exc:
+        fail(exc)
+    templates: dict[str, dict[str, TemplateFile]] = {}
+    tdir = folder / "templates"
+    for path in sorted(tdir.glob("*.j2")) if tdir.is_dir() else []:
+        try:
+            t = parse_template(path)
+        except LetterkitError as exc:
+            fail(exc)
+            continue
+        templates.setdefault(t.name, {})[t.language] = t
+    if not templates:
+        fail(CampaignError(f"{tdir}: no templates (NAME.LANG.txt.j2) found"))
+    contacts = load_contacts(folder / "recipients.toml", problems=problems)
+    user: list[Contact] = []
+    if with_user_contacts:
+        from .config import user_contacts_path
+
+        user = load_contacts(user_contacts_path(), user=True, problems=problems, missing_ok=True)
+    return Campaign(root=folder, data=data, templates=templates, campaign_contacts=contacts, user_contacts=user)

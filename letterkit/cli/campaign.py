@@ -1,0 +1,369 @@
+"""Commands about the campaign: contacts, templates, preview, check, init, signer."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from . import _common
+from ._common import (
+    CityOpt,
+    CosignersOpt,
+    CountryOpt,
+    EmailOpt,
+    JsonOpt,
+    LangOpt,
+    NameOpt,
+    NoteFileOpt,
+    NoteOpt,
+    OrgOpt,
+    ToOpt,
+)
+from . import app
+
+# --- contacts ------------------------------------------------------------------------
+
+contacts_app = typer.Typer(
+    help="List who to write to, and add or remove your own contacts (e.g. an embassy).",
+    invoke_without_command=True,
+    no_args_is_help=False,
+)
+app.add_typer(contacts_app, name="contacts")
+
+_CHANNEL_LABELS = {"email": "e-mail", "fax": "fax", "post": "post", "web": "web form"}
+
+
+@contacts_app.callback()
+def contacts(
+    ctx: typer.Context,
+    group: Annotated[str | None, typer.Option("--group", help="Only contacts in this group.")] = None,
+    channel: Annotated[
+        str | None,
+        typer.Option("--channel", help="Only contacts reachable by email, fax, post or web (form)."),
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """List the campaign's contacts (and yours) with the channels that reach them."""
+    if ctx.invoked_subcommand:
+        return
+    from ..contacts import filter_contacts
+
+    campaign = _common.load_campaign()
+    chosen = filter_contacts(campaign.contacts, group=group, channel=channel)
+    stale = [c for c in chosen if c.is_stale()]
+    if as_json:
+        _common.emit_json(
+            "contacts",
+            {
+                "campaign": campaign.id,
+                "contacts": [{**c.as_dict(), "stale": c.is_stale()} for c in chosen],
+            },
+        )
+        return
+    from rich.table import Table
+
+    table = Table(title=f"Contacts — {campaign.title}", title_justify="left")
+    table.add_column("id", style="bold", no_wrap=True)
+    table.add_column("name", min_width=20, ratio=3)
+    table.add_column("groups", ratio=1)
+    table.add_column("channels", ratio=1)
+    table.add_column("checked", min_width=7)
+    for c in chosen:
+        checked = c.checked or "never"
+        if c.is_stale():
+            checked = f"[yellow]{checked} (old)[/]"
+        name = f"{c.name} [cyan](yours)[/]" if c.user else c.name
+        channels = ", ".join(_CHANNEL_LABELS[ch] for ch in c.channels)
+        table.add_row(c.id, name, ", ".join(c.groups), channels, checked)
+    _common.out().print(table)
+    if not chosen:
+        _common.info("No contact matches." if (group or channel) else "This campaign has no contacts.")
+    if stale:
+        _common.warn(
+            f"{len(stale)} contact(s) were last checked long ago "
+            f"({', '.join(sorted({c.checked or 'never' for c in stale}))}): verify addresses "
+            "before relying on them. Add a current one with: letterkit contacts add ..."
+        )
+
+
+@contacts_app.command("add")
+def contacts_add(
+    id: Annotated[str, typer.Option("--id", help="Short id, e.g. embassy-uk.")],
+    name: Annotated[str, typer.Option("--name", help="Full name of the recipient.")],
+    group: Annotated[list[str] | None, typer.Option("--group", help="Group (repeatable), e.g. kazakhstan.")] = None,
+    email: Annotated[str | None, typer.Option("--email", help="E-mail address.")] = None,
+    cc: Annotated[list[str] | None, typer.Option("--cc", help="Address to copy on every e-mail to it.")] = None,
+    fax: Annotated[str | None, typer.Option("--fax", help="Fax number.")] = None,
+    phone: Annotated[list[str] | None, typer.Option("--phone", help="Phone number (repeatable).")] = None,
+    address: Annotated[list[str] | None, typer.Option("--address", help="Postal address line (repeatable, in order).")] = None,
+    web_form: Annotated[str | None, typer.Option("--web-form", help="URL of a contact form.")] = None,
+    salutation: Annotated[str | None, typer.Option("--salutation", help="Opening line, e.g. 'Your Excellency,'.")] = None,
+    language: Annotated[str, typer.Option("--language", help="Language letters to it are written in.")] = "en",
+    source: Annotated[str | None, typer.Option("--source", help="Where the details come from.")] = None,
+    checked: Annotated[str | None, typer.Option("--checked", help="When the details were checked (YYYY-MM-DD). Default: today.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Add a contact of your own (e.g. Kazakhstan's embassy in your country) to every campaign."""
+    import datetime as dt
+
+    from ..config import user_contacts_path
+    from ..contacts import add_user_contact, contact_from_table
+
+    table = {
+        "id": id,
+        "name": name,
+        "groups": group or [],
+        "email": email or "",
+        "cc": cc or [],
+        "fax": fax or "",
+        "phone": phone or [],
+        "address": address or [],
+        "web_form": [web_form] if web_form else [],
+        "salutation": salutation or "",
+        "language": language,
+        "source": source or "added by you",
+        "checked": checked or dt.date.today().isoformat(),
+    }
+    contact = contact_from_table(table, "--", user=True)
+    if not contact.channels:
+        from ..errors import ContactError
+
+        raise ContactError(
+            f"contact {id!r} needs at least one of --email, --fax, --address or --web-form",
+        )
+    campaign = _common.load_campaign()
+    path = user_contacts_path()
+    add_user_contact(contact, path, existing_ids=[c.id for c in campaign.campaign_contacts])
+    if as_json:
+        _common.emit_json("contact-added", {"contact": contact.as_dict(), "path": str(path)})
+        return
+    _common.info(
+        f"Added [bold]{contact.id}[/] ({', '.join(contact.channels)}) to {path}. "
+        f"It is in every campaign{' as group:' + ', group:'.join(contact.groups) if contact.groups else ''}."
+    )
+
+
+@contacts_app.command("remove")
+def contacts_remove(
+    contact_id: Annotated[str, typer.Argument(metavar="ID", help="Id of a contact you added.")],
+) -> None:
+    """Remove one of your own contacts."""
+    from ..config import user_contacts_path
+    from ..contacts import remove_user_contact
+
+    removed = remove_user_contact(contact_id, user_contacts_path())
+    _common.info(f"Removed {removed.id} ({removed.name}).")
+
+
+# --- templates -----------------------------------------------------------------------
+
+
+@app.command()
+def templates(as_json: JsonOpt = False) -> None:
+    """List the campaign's letter templates with their languages and default recipients."""
+    from ..compose import Renderer
+
+    campaign = _common.load_campaign()
+    renderer = Renderer(campaign)
+    rows = []
+    for name, versions in sorted(campaign.templates.items()):
+        default = campaign.template(name)
+        rows.append(
+            {
+                "name": name,
+                "languages": sorted(versions),
+                "description": default.description,
+                "subjects": {lang: renderer.subject(t) for lang, t in sorted(versions.items())},
+                "to": list(default.to),
+                "cc": list(default.cc),
+                "files": {lang: str(t.path) for lang, t in sorted(versions.items())},
+            }
+        )
+    if as_json:
+        _common.emit_json("templates", {"campaign": campaign.id, "root": str(campaign.root), "templates": rows})
+        return
+    from rich.markup import escape
+    from rich.table import Table
+
+    table = Table(title=f"Templates — {campaign.title}", title_justify="left")
+    table.add_column("name", style="bold")
+    table.add_column("languages")
+    table.add_column("to / cc")
+    table.add_column("description / subject")
+    for r in rows:
+        who = ", ".join(r["to"]) + (f"\ncc: {', '.join(r['cc'])}" if r["cc"] else "")
+        subject = r["subjects"].get("en") or next(iter(r["subjects"].values()))
+        table.add_row(r["name"], ", ".join(r["languages"]), who, f"{r['description']}\n[dim]{escape(subject)}[/]")
+    _common.out().print(table)
+
+
+# --- preview -------------------------------------------------------------------------
+
+
+@app.command()
+def preview(
+    template: Annotated[str, typer.Argument(help="Template name, e.g. protest.")],
+    to: ToOpt = None,
+    cc: Annotated[list[str] | None, typer.Option("--cc", help="Copies instead of the template's (repeatable).")] = None,
+    lang: LangOpt = None,
+    name: NameOpt = None,
+    email: EmailOpt = None,
+    city: CityOpt = None,
+    country: CountryOpt = None,
+    organisation: OrgOpt = None,
+    note: NoteOpt = None,
+    note_file: NoteFileOpt = None,
+    cosigners: CosignersOpt = None,
+    account: Annotated[str | None, typer.Option("--account", help="Show From as this account would send it.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Show each letter exactly as it would be sent: From, To, Cc, Subject and body."""
+    from ..compose import compose_all
+
+    config = _common.load_config()
+    signer = _common.resolve_signer(config, name, email, city, country, organisation)
+    campaign = _common.load_campaign()
+    letters = compose_all(
+        campaign,
+        template,
+        signer,
+        to=to or (),
+        cc=cc,
+        language=lang,
+        note=_common.read_note(note, note_file),
+        cosigners=_common.read_cosigners(cosigners),
+    )
+    acct = config.account(account) if (account or config.accounts) else None
+    from_addr = acct.from_addr if acct else None
+    warnings = campaign_warnings(campaign, letters)
+    if as_json:
+        from ._render import letter_headers
+
+        _common.emit_json(
+            "preview",
+            {
+                "campaign": campaign.id,
+                "template": template,
+                "warnings": warnings,
+                "deadline_passed": campaign.deadline_passed(),
+                "letters": [
+                    {**lt.as_dict(), "headers": dict(letter_headers(lt, from_addr)), "stale": lt.contact.is_stale()}
+                    for lt in letters
+                ],
+            },
+        )
+        return
+    from ._render import show_letters
+
+    show_letters(letters, _common.out(), from_addr=from_addr)
+    for w in warnings:
+        _common.warn(w)
+    _common.info(
+        f"{len(letters)} letter(s). Send them with: letterkit send {template}"
+        + (" (add a personal --note: identical form letters count for less)" if all(lt.verbatim for lt in letters) else "")
+    )
+
+
+def campaign_warnings(campaign, letters) -> list[str]:  # type: ignore[no-untyped-def]
+    """Deadline, stale contacts and missing personal notes, as sentences."""
+    out = []
+    if campaign.deadline_passed():
+        out.append(
+            f"this campaign asked for action before {campaign.act_before}; that date has passed — "
+            "check that the appeal is still current"
+        )
+    stale = sorted({lt.contact.id for lt in letters if lt.contact.is_stale()})
+    if stale:
+        dates = sorted({lt.contact.checked or "never" for lt in letters if lt.contact.is_stale()})
+        out.append(
+            f"contact data for {', '.join(stale)} was last checked {', '.join(dates)}: "
+            "addresses may have changed since; verify them before sending"
+        )
+    return out
+
+
+# --- check & init --------------------------------------------------------------------
+
+
+@app.command()
+def check(
+    directory: Annotated[str | None, typer.Argument(metavar="[DIR]", help="Campaign folder (default: the current campaign).")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Validate a campaign folder and report every problem at once."""
+    from ..checker import check_campaign
+
+    report = check_campaign(directory or _common.STATE.campaign_dir)
+    if as_json:
+        _common.emit_json("check", report.as_dict())
+    else:
+        for p in report.problems:
+            _common.error(p)
+        for w in report.warnings:
+            _common.warn(w)
+        if report.ok:
+            _common.info(
+                f"[green]ok:[/] {report.root}: {report.contacts} contacts, {report.templates} templates, "
+                f"{report.letters} letters render"
+            )
+        else:
+            _common.info(f"{len(report.problems)} problem(s) in {report.root}")
+    if not report.ok:
+        raise typer.Exit(2)
+
+
+@app.command()
+def init(
+    directory: Annotated[str, typer.Argument(metavar="DIR", help="New folder for the campaign.")],
+) -> None:
+    """Start a new campaign folder from a copy of the bundled one (never overwrites)."""
+    from ..checker import init_campaign
+
+    path = init_campaign(directory)
+    _common.info(
+        f"Created campaign [bold]{path}[/]. Edit templates/campaign.toml (the case), recipients.toml "
+        f"(who to write to) and templates/*.txt.j2, then run: letterkit check {directory}"
+    )
+
+
+# --- signer --------------------------------------------------------------------------
+
+signer_app = typer.Typer(help="Your details as the signer of letters (stored in config.toml).", no_args_is_help=True)
+app.add_typer(signer_app, name="signer")
+
+
+@signer_app.command("set")
+def signer_set(
+    name: Annotated[str | None, typer.Option("--name", help="Your name as it appears under the letter.")] = None,
+    email: Annotated[str | None, typer.Option("--email", help="Your e-mail address.")] = None,
+    city: Annotated[str | None, typer.Option("--city", help="Your city.")] = None,
+    country: Annotated[str | None, typer.Option("--country", help="Your country.")] = None,
+    organisation: Annotated[str | None, typer.Option("--organisation", "--organization", help="Your organisation, if any.")] = None,
+    address: Annotated[list[str] | None, typer.Option("--address", help="Postal address line (repeatable), for printed letters.")] = None,
+) -> None:
+    """Store your signer details once; letters are signed with them."""
+    from ..config import save_config
+
+    config = _common.load_config()
+    signer = config.signer.merged(
+        name=name, email=email, city=city, country=country, organisation=organisation, address=address
+    )
+    config.signer = signer.validated()
+    path = save_config(config)
+    _common.info(f"Saved your signer details to {path}.")
+
+
+@signer_app.command("show")
+def signer_show(as_json: JsonOpt = False) -> None:
+    """Show your stored signer details and where they are kept."""
+    from ..config import config_path
+
+    config = _common.load_config()
+    if as_json:
+        _common.emit_json("signer", {"signer": config.signer.as_dict(), "path": str(config_path())})
+        return
+    for key, value in config.signer.as_dict().items():
+        shown = "; ".join(value) if isinstance(value, list) else value
+        _common.out().print(f"{key:13} {shown or '—'}")
+    _common.info(f"(from {config_path()})")

@@ -1,0 +1,276 @@
+"""User configuration: where files live, the signer, and SMTP accounts.
+
+``config.toml`` lives in the platform config dir (``$XDG_CONFIG_HOME/letterkit``
+on Linux); state (outbox, sent mail, ledger, prepared letters) lives in the
+platform data dir (``$XDG_DATA_HOME/letterkit``).  No password is ever stored
+here: see :mod:`letterkit.credentials`.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+from .validation import check_address, check_header_value, check_slug
+
+APP = "letterkit"
+SECURITY_MODES = ("starttls", "tls", "none")
+DEFAULT_PORTS = {"starttls": 587, "tls": 465, "none": 25}
+DEFAULT_RATE = 20  # letters per minute: cautious enough for any personal account
+
+
+def config_dir() -> Path:
+    """The directory holding config.toml and the user's own contacts.toml."""
+    from platformdirs import user_config_dir
+
+    return Path(user_config_dir(APP, appauthor=False))
+
+
+def data_dir() -> Path:
+    """The directory holding the outbox, sent mail, the ledger and prepared letters."""
+    from platformdirs import user_data_dir
+
+    return Path(user_data_dir(APP, appauthor=False))
+
+
+def config_path() -> Path:
+    return config_dir() / "config.toml"
+
+
+def user_contacts_path() -> Path:
+    return config_dir() / "contacts.toml"
+
+
+@dataclass(frozen=True)
+class Signer:
+    """The person signing the letters."""
+
+    name: str = ""
+    email: str = ""
+    city: str = ""
+    country: str = ""
+    organisation: str = ""
+    address: tuple[str, ...] = ()
+
+    def merged(self, **overrides: Any) -> Signer:
+        """A copy with every non-empty override applied."""
+        changes = {k: v for k, v in overrides.items() if v not in (None, "", (), [])}
+        if "address" in changes:
+            changes["address"] = tuple(changes["address"])
+        return replace(self, **changes)
+
+    def validated(self) -> Signer:
+        """Check the signer can sign a letter: a one-line name and a valid e-mail."""
+        if not self.name.strip():
+            raise ConfigError(
+                "no signer name is set",
+                hint="pass --name 'Your Name' or run: letterkit signer set --name 'Your Name'",
+            )
+        for f in ("name", "city", "country", "organisation"):
+            check_header_value(getattr(self, f), f"signer {f}")
+        for i, line in enumerate(self.address, 1):
+            check_header_value(line, f"signer address line {i}")
+        if self.email:
+            check_address(self.email, "signer e-mail")
+        return self
+
+    def as_dict(self) -> dict[str, Any]:
+        return {f.name: (list(v) if isinstance(v := getattr(self, f.name), tuple) else v) for f in fields(self)}
+
+
+@dataclass(frozen=True)
+class Account:
+    """An SMTP account of the user's own."""
+
+    name: str
+    host: str
+    port: int = 587
+    security: str = "starttls"
+    username: str = ""
+    from_addr: str = ""
+    ca_file: str = ""
+    password_command: str = ""
+    timeout: float = 30.0
+
+    def validated(self) -> Account:
+        check_slug(self.name, "account name")
+        check_header_value(self.host, "account host")
+        if not self.host.strip() or " " in self.host:
+            raise ConfigError(f"account {self.name!r}: invalid host {self.host!r}")
+        if self.security not in SECURITY_MODES:
+            raise ConfigError(
+                f"account {self.name!r}: unknown security {self.security!r}",
+                hint="use starttls, tls or none",
+            )
+        if not 0 < self.port < 65536:
+            raise ConfigError(f"account {self.name!r}: port {self.port} is out of range")
+        check_header_value(self.username, "account username")
+        if not self.from_addr:
+            raise ConfigError(
+                f"account {self.name!r} has no From address",
+                hint=f"letterkit account add {self.name} --from you@example.org ...",
+            )
+        check_address(self.from_addr, f"account {self.name!r} From address")
+        if self.ca_file and not Path(self.ca_file).is_file():
+            raise ConfigError(f"account {self.name!r}: CA file {self.ca_file} does not exist")
+        return self
+
+    def as_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "host": self.host,
+            "port": self.port,
+            "security": self.security,
+            "username": self.username,
+            "from": self.from_addr,
+        }
+        if self.ca_file:
+            data["ca_file"] = self.ca_file
+        if self.password_command:
+            data["password_command"] = self.password_command
+        if self.timeout != 30.0:
+            data["timeout"] = self.timeout
+        return data
+
+
+@dataclass
+class Config:
+    """The parsed config.toml."""
+
+    signer: Signer = field(default_factory=Signer)
+    accounts: dict[str, Account] = field(default_factory=dict)
+    default_account: str = ""
+    rate: float = DEFAULT_RATE
+    path: Path | None = None
+
+    def account(self, name: str | None = None) -> Account | None:
+        """The named account, else $LETTERKIT_ACCOUNT, else the default, else the only one.
+
+        Returns None when no account is set up at all; raises ConfigError for an
+        unknown name.
+        """
+        name = name or os.environ.get("LETTERKIT_ACCOUNT") or self.default_account
+        if not name:
+            if len(self.accounts) == 1:
+                return next(iter(self.accounts.values()))
+            if not self.accounts:
+                return None
+            raise ConfigError(
+                "several accounts are set up and none is the default",
+                hint="pass --account NAME or run: letterkit account add NAME ... --default",
+            )
+        if name not in self.accounts:
+            known = ", ".join(sorted(self.accounts)) or "none"
+            raise ConfigError(
+                f"no account named {name!r} (known: {known})",
+                hint="list them with: letterkit account list",
+            )
+        return self.accounts[name]
+
+
+def _str(table: dict[str, Any], key: str, where: str) -> str:
+    value = table.get(key, "")
+    if not isinstance(value, str):
+        raise ConfigError(f"{where}: {key} must be a string, not {type(value).__name__}")
+    return value
+
+
+def load_config(path: Path | None = None) -> Config:
+    """Read config.toml; a missing file is an empty configuration."""
+    path = path or config_path()
+    try:
+        with path.open("rb") as fh:
+            raw = tomllib.load(fh)
+    except FileNotFoundError:
+        return Config(path=path)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: {exc}", hint="fix the TOML syntax or delete the file") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
+
+    signer_raw = raw.get("signer", {})
+    if not isinstance(signer_raw, dict):
+        raise ConfigError(f"{path}: [signer] must be a table")
+    address = signer_raw.get("address", [])
+    if isinstance(address, str):
+        address = address.splitlines()
+    signer = Signer(
+        **{k: _str(signer_raw, k, f"{path} [signer]") for k in ("name", "email", "city", "country", "organisation")},
+        address=tuple(str(x) for x in address),
+    )
+    accounts: dict[str, Account] = {}
+    for name, table in (raw.get("account") or {}).items():
+        where = f"{path} [account.{name}]"
+        if not isinstance(table, dict):
+            raise ConfigError(f"{where} must be a table")
+        try:
+            port = int(table.get("port", DEFAULT_PORTS.get(table.get("security", "starttls"), 587)))
+            timeout = float(table.get("timeout", 30.0))
+        except (TypeError, ValueError):
+            raise ConfigError(f"{where}: port and timeout must be numbers") from None
+        accounts[name] = Account(
+            name=name,
+            host=_str(table, "host", where),
+            port=port,
+            security=_str(table, "security", where) or "starttls",
+            username=_str(table, "username", where),
+            from_addr=_str(table, "from", where),
+            ca_file=_str(table, "ca_file", where),
+            password_command=_str(table, "password_command", where),
+            timeout=timeout,
+        )
+    defaults = raw.get("defaults", {})
+    try:
+        rate = float(defaults.get("rate", DEFAULT_RATE))
+    except (TypeError, ValueError):
+        raise ConfigError(f"{path} [defaults]: rate must be a number (letters per minute)") from None
+    return Config(
+        signer=signer,
+        accounts=accounts,
+        default_account=str(defaults.get("account", "")),
+        rate=rate,
+        path=path,
+    )
+
+
+def atomic_write(path: Path, data: bytes, mode: int = 0o600) -> None:
+    """Write ``data`` to ``path`` via a temporary file, fsync and rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise ConfigError(f"cannot write {path}: {exc.strerror}") from None
+
+
+def save_config(config: Config, path: Path | None = None) -> Path:
+    """Write config.toml (mode 0600). Never contains a password."""
+    import tomli_w
+
+    path = path or config.path or config_path()
+    doc: dict[str, Any] = {}
+    signer = {k: v for k, v in config.signer.as_dict().items() if v}
+    if signer:
+        doc["signer"] = signer
+    defaults: dict[str, Any] = {}
+    if config.default_account:
+        defaults["account"] = config.default_account
+    if config.rate != DEFAULT_RATE:
+        defaults["rate"] = config.rate
+    if defaults:
+        doc["defaults"] = defaults
+    if config.accounts:
+        doc["account"] = {name: acc.as_dict() for name, acc in sorted(config.accounts.items())}
+    header = b"# letterkit configuration. No password is ever stored here.\n"
+    atomic_write(path, header + tomli_w.dumps(doc).encode())
+    config.path = path
+    return path

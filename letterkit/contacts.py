@@ -1,0 +1,338 @@
+"""Contacts: who letters go to, and by which channels.
+
+A campaign's ``recipients.toml`` holds ``[[contact]]`` tables; the user's own
+contacts (``letterkit contacts add``, e.g. the Kazakhstan embassy in their
+country) live in ``contacts.toml`` in the config dir and are merged into every
+campaign.  Selectors pick contacts: a contact ``id`` or ``group:NAME``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import tomllib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import CampaignError, ContactError, LetterkitError
+from .validation import check_address, check_header_value, check_slug
+
+CHANNELS = ("email", "fax", "post", "web")
+STALE_AFTER_DAYS = 365  # contact data older than this is flagged for re-checking
+
+_FIELDS = {
+    "id", "name", "groups", "salutation", "language", "email", "cc", "fax", "phone",
+    "address", "web_form", "source", "checked", "notes",
+}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Contact:
+    """One recipient of letters, with every channel that reaches it."""
+
+    id: str
+    name: str
+    groups: tuple[str, ...] = ()
+    salutation: str = "Dear Sir or Madam,"
+    language: str = "en"
+    email: str = ""
+    cc: tuple[str, ...] = ()
+    fax: str = ""
+    phone: tuple[str, ...] = ()
+    address: tuple[str, ...] = ()
+    web_form: tuple[str, ...] = ()
+    source: str = ""
+    checked: str = ""
+    notes: str = ""
+    user: bool = False  # added by the user (contacts.toml in the config dir)
+    origin: str = field(default="", compare=False)  # "file:line" where it was defined
+
+    @property
+    def channels(self) -> tuple[str, ...]:
+        """The channels a letter can take: email, fax, post, web (in that order)."""
+        have = {"email": self.email, "fax": self.fax, "post": self.address, "web": self.web_form}
+        return tuple(c for c in CHANNELS if have[c])
+
+    def checked_date(self) -> dt.date | None:
+        """``checked`` as a date (a bare year-month counts as the month's first day)."""
+        m = re.fullmatch(r"(\d{4})-(\d{2})(?:-(\d{2}))?", self.checked)
+        if not m:
+            return None
+        try:
+            return dt.date(int(m[1]), int(m[2]), int(m[3] or 1))
+        except ValueError:
+            return None
+
+    def is_stale(self, today: dt.date | None = None) -> bool:
+        """True when the contact data was last checked long ago (or never)."""
+        when = self.checked_date()
+        today = today or dt.date.today()
+        return when is None or (today - when).days > STALE_AFTER_DAYS
+
+    def template_view(self) -> dict[str, Any]:
+        """What a template sees as ``recipient``."""
+        return {
+            "id": self.id,
+            "name": self.name,
+            "groups": list(self.groups),
+            "salutation": self.salutation,
+            "language": self.language,
+            "email": self.email,
+            "cc": list(self.cc),
+            "fax": self.fax,
+            "phone": list(self.phone),
+            "address": list(self.address),
+            "web_form": list(self.web_form),
+            "source": self.source,
+            "checked": self.checked,
+        }
+
+    def as_dict(self) -> dict[str, Any]:
+        """The contact as plain data (for --json and contacts.toml)."""
+        data = self.template_view()
+        data["notes"] = self.notes
+        data["user"] = self.user
+        data["channels"] = list(self.channels)
+        return data
+
+
+def _lines_of_tables(text: str, header: str = "[[contact]]") -> list[int]:
+    """1-based line numbers of each ``[[contact]]`` header, in order."""
+    return [i for i, line in enumerate(text.splitlines(), 1) if line.strip().startswith(header)]
+
+
+def _as_list(value: Any, key: str, where: str) -> tuple[str, ...]:
+    if value is None or value == "":
+        return ()
+    if isinstance(value, str):
+        return (value,)
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return tuple(value)
+    raise ContactError(f"{where}: {key} must be a string or a list of strings")
+
+
+def contact_from_table(table: dict[str, Any], where: str, *, user: bool = False) -> Contact:
+    """Build and validate a Contact from one ``[[contact]]`` table."""
+    unknown = sorted(set(table) - _FIELDS)
+    if unknown:
+        raise ContactError(
+            f"{where}: unknown field(s) {', '.join(unknown)}",
+            hint=f"known fields: {', '.join(sorted(_FIELDS))}",
+        )
+    for key in ("id", "name"):
+        if not isinstance(table.get(key), str) or not table[key].strip():
+            raise ContactError(f"{where}: every contact needs a non-empty '{key}'")
+    cid = check_slug(table["id"], f"{where}: contact id")
+    where = f"{where} (contact {cid})"
+    strings = {}
+    for key in ("name", "salutation", "language", "email", "fax", "source", "checked", "notes"):
+        value = table.get(key, "")
+        if isinstance(value, dt.date):  # an unquoted TOML date
+            value = value.isoformat()
+        if not isinstance(value, str):
+            raise ContactError(f"{where}: {key} must be a string")
+        strings[key] = value.strip()
+    groups = _as_list(table.get("groups"), "groups", where)
+    for g in groups:
+        check_slug(g, f"{where}: group")
+    for key in ("name", "salutation", "fax"):
+        check_header_value(strings[key], f"{where}: {key}")
+    email = check_address(strings["email"], f"{where}: email") if strings["email"] else ""
+    cc = tuple(check_address(a, f"{where}: cc") for a in _as_list(table.get("cc"), "cc", where))
+    address = _as_list(table.get("address"), "address", where)
+    for line in address:
+        check_header_value(line, f"{where}: address line")
+    web_form = _as_list(table.get("web_form"), "web_form", where)
+    for url in web_form:
+        if not re.match(r"^https?://\S+$", url):
+            raise ContactError(f"{where}: web_form {url!r} is not an http(s) URL")
+    language = strings["language"] or "en"
+    if not re.fullmatch(r"[a-z]{2,3}(?:-[A-Za-z0-9]+)?", language):
+        raise ContactError(f"{where}: language {language!r} is not a language code like 'en' or 'ru'")
+    return Contact(
+        id=cid,
+        name=strings["name"],
+        groups=groups,
+        salutation=strings["salutation"] or "Dear Sir or Madam,",
+        language=language,
+        email=email,
+        cc=cc,
+        fax=strings["fax"],
+        phone=_as_list(table.get("phone"), "phone", where),
+        address=address,
+        web_form=web_form,
+        source=strings["source"],
+        checked=strings["checked"],
+        notes=strings["notes"],
+        user=user,
+        origin=where.split(" (contact")[0],
+    )
+
+
+def load_contacts(
+    path: Path,
+    *,
+    user: bool = False,
+    problems: list[LetterkitError] | None = None,
+    missing_ok: bool = False,
+) -> list[Contact]:
+    """Read a recipients.toml (or the user's contacts.toml).
+
+    With ``problems`` given, every problem is appended there and the valid
+    contacts are still returned; otherwise the first problem is raised.
+    """
+
+    def fail(error: LetterkitError) -> None:
+        if problems is None:
+            raise error
+        problems.append(error)
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        if missing_ok:
+            return []
+        fail(CampaignError(f"{path}: file not found", hint="a campaign folder needs a recipients.toml"))
+        return []
+    except (OSError, UnicodeDecodeError) as exc:
+        fail(CampaignError(f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}"))
+        return []
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        fail(CampaignError(f"{path}: invalid TOML: {exc}", hint="fix the syntax at that line"))
+        return []
+    tables = raw.get("contact", [])
+    if not isinstance(tables, list):
+        fail(CampaignError(f"{path}: 'contact' must be an array of tables: write [[contact]]"))
+        return []
+    lines = _lines_of_tables(text)
+    contacts: list[Contact] = []
+    seen: dict[str, str] = {}
+    for i, table in enumerate(tables):
+        where = f"{path}:{lines[i] if i < len(lines) else '?'}"
+        try:
+            contact = contact_from_table(table, where, user=user)
+        except LetterkitError as exc:
+            fail(exc)
+            continue
+        if contact.id in seen:
+            fail(ContactError(f"{where}: duplicate contact id {contact.id!r} (first at {seen[contact.id]})"))
+            continue
+        seen[contact.id] = where
+        contacts.append(contact)
+    return contacts
+
+
+def merge(campaign: Iterable[Contact], user: Iterable[Contact]) -> list[Contact]:
+    """The campaign's contacts followed by the user's; a user contact replaces one with its id."""
+    mine = {c.id: c for c in user}
+    merged = [mine.pop(c.id, c) for c in campaign]
+    return merged + list(mine.values())
+
+
+def groups_of(contacts: Iterable[Contact]) -> list[str]:
+    return sorted({g for c in contacts for g in c.groups})
+
+
+def select(contacts: Sequence[Contact], selectors: Iterable[str]) -> list[Contact]:
+    """Resolve selectors (``id`` or ``group:NAME``) to contacts, in order, without repeats."""
+    by_id = {c.id: c for c in contacts}
+    chosen: dict[str, Contact] = {}
+    for raw in selectors:
+        sel = raw.strip()
+        if sel.startswith("group:"):
+            group = sel.removeprefix("group:")
+            members = [c for c in contacts if group in c.groups]
+            if not members:
+                known = ", ".join(groups_of(contacts)) or "none"
+                raise ContactError(
+                    f"no contact is in group {group!r} (groups: {known})",
+                    hint="see them with: letterkit contacts",
+                )
+            for c in members:
+                chosen.setdefault(c.id, c)
+        elif sel in by_id:
+            chosen.setdefault(sel, by_id[sel])
+        else:
+            close = ", ".join(sorted(by_id)) or "none"
+            raise ContactError(
+                f"unknown contact id {sel!r} (known: {close})",
+                hint="use an id from 'letterkit contacts' or group:NAME",
+            )
+    return list(chosen.values())
+
+
+def filter_contacts(
+    contacts: Iterable[Contact], *, group: str | None = None, channel: str | None = None
+) -> list[Contact]:
+    if channel and channel not in CHANNELS:
+        raise ContactError(f"unknown channel {channel!r}", hint=f"use one of: {', '.join(CHANNELS)}")
+    return [
+        c
+        for c in contacts
+        if (not group or group in c.groups) and (not channel or channel in c.channels)
+    ]
+
+
+# --- the user's own contacts file ------------------------------------------------
+
+
+def _table_for_file(contact: Contact) -> dict[str, Any]:
+    data: dict[str, Any] = {"id": contact.id, "name": contact.name}
+    optional: dict[str, Any] = {
+        "groups": list(contact.groups),
+        "salutation": contact.salutation,
+        "language": contact.language,
+        "email": contact.email,
+        "cc": list(contact.cc),
+        "fax": contact.fax,
+        "phone": list(contact.phone),
+        "address": list(contact.address),
+        "web_form": list(contact.web_form),
+        "source": contact.source,
+        "checked": contact.checked,
+        "notes": contact.notes,
+    }
+    data.update({k: v for k, v in optional.items() if v})
+    return data
+
+
+def save_user_contacts(contacts: Sequence[Contact], path: Path) -> None:
+    import tomli_w
+
+    from .config import atomic_write
+
+    header = (
+        "# Your own contacts for letterkit, merged into every campaign.\n"
+        "# Managed by 'letterkit contacts add/remove'; same format as recipients.toml.\n"
+    )
+    body = tomli_w.dumps({"contact": [_table_for_file(c) for c in contacts]}) if contacts else ""
+    atomic_write(path, (header + body).encode(), mode=0o644)
+
+
+def add_user_contact(contact: Contact, path: Path, existing_ids: Iterable[str] = ()) -> None:
+    """Append a validated contact to the user's contacts file; ids must be new."""
+    mine = load_contacts(path, user=True, missing_ok=True)
+    taken = {c.id for c in mine} | set(existing_ids)
+    if contact.id in taken:
+        raise ContactError(
+            f"a contact with id {contact.id!r} exists already",
+            hint=f"choose another --id, or remove yours first: letterkit contacts remove {contact.id}",
+        )
+    save_user_contacts([*mine, contact], path)
+
+
+def remove_user_contact(contact_id: str, path: Path) -> Contact:
+    """Remove one of the user's own contacts; campaign contacts cannot be removed here."""
+    mine = load_contacts(path, user=True, missing_ok=True)
+    keep = [c for c in mine if c.id != contact_id]
+    if len(keep) == len(mine):
+        raise ContactError(
+            f"you have no contact with id {contact_id!r}",
+            hint="only contacts you added (marked 'yours' in 'letterkit contacts') can be removed",
+        )
+    save_user_contacts(keep, path)
+    return next(c for c in mine if c.id == contact_id)

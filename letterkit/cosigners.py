@@ -1,0 +1,103 @@
+"""Co-signers: people who add their names to a letter, read from a CSV file.
+
+Columns (header row, case-insensitive): ``name``, ``city``, ``country``,
+``organisation`` (optional, also ``organization``) and ``consent``.  A row is
+accepted only with recorded consent (yes/y/true/1/x, or a date such as
+2026-11-20).  Every bad row is reported with its line number, before anything
+is queued.  Co-signers are listed under the signature of the one letter per
+recipient: letterkit never sends in another person's name.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import InvalidValue, LetterkitError
+from .validation import check_header_value
+
+_YES = {"yes", "y", "true", "1", "x", "да", "ja", "oui", "si", "sí"}
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}")
+_ALIASES = {"organization": "organisation", "org": "organisation", "consent_given": "consent"}
+
+
+@dataclass(frozen=True)
+class Cosigner:
+    name: str
+    city: str = ""
+    country: str = ""
+    organisation: str = ""
+
+    def line(self) -> str:
+        """'Name, City, Country (Organisation)', leaving out what is empty."""
+        place = ", ".join(p for p in (self.name, self.city, self.country) if p)
+        return f"{place} ({self.organisation})" if self.organisation else place
+
+
+def has_consent(value: str) -> bool:
+    value = value.strip().lower()
+    return value in _YES or bool(_DATE.match(value))
+
+
+def load_cosigners(path: str | Path) -> list[Cosigner]:
+    """Read and validate a co-signers CSV; raise one error listing every bad row."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise InvalidValue(f"co-signers file {path} not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InvalidValue(f"cannot read co-signers file {path}: {getattr(exc, 'strerror', None) or exc}") from None
+    try:
+        dialect = csv.Sniffer().sniff(text.splitlines()[0] if text else "", delimiters=",;\t")
+    except csv.Error:
+        dialect = csv.excel  # type: ignore[assignment]
+    reader = csv.reader(text.splitlines(), dialect)
+    rows = list(reader)
+    if not rows:
+        raise InvalidValue(f"{path}: the co-signers file is empty", hint="the first row names the columns: name,city,country,organisation,consent")
+    header = [_ALIASES.get(h.strip().lower(), h.strip().lower()) for h in rows[0]]
+    missing = [c for c in ("name", "consent") if c not in header]
+    if missing:
+        raise InvalidValue(
+            f"{path}:1: missing column(s) {', '.join(missing)}",
+            hint="the first row names the columns: name,city,country,organisation,consent",
+        )
+    problems: list[str] = []
+    result: list[Cosigner] = []
+    seen: dict[str, int] = {}
+    for lineno, row in enumerate(rows[1:], 2):
+        if not any(cell.strip() for cell in row):
+            continue
+        if len(row) != len(header):
+            problems.append(f"line {lineno}: {len(row)} fields, expected {len(header)}")
+            continue
+        rec = {h: cell.strip() for h, cell in zip(header, row, strict=True)}
+        if not rec["name"]:
+            problems.append(f"line {lineno}: no name")
+            continue
+        try:
+            for key in ("name", "city", "country", "organisation"):
+                check_header_value(rec.get(key, ""), key)
+        except LetterkitError as exc:
+            problems.append(f"line {lineno}: {exc.message}")
+            continue
+        if not has_consent(rec["consent"]):
+            problems.append(f"line {lineno}: no recorded consent for {rec['name']!r}")
+            continue
+        key = " ".join(rec["name"].lower().split())
+        if key in seen:
+            problems.append(f"line {lineno}: {rec['name']!r} is a duplicate of line {seen[key]}")
+            continue
+        seen[key] = lineno
+        result.append(
+            Cosigner(rec["name"], rec.get("city", ""), rec.get("country", ""), rec.get("organisation", ""))
+        )
+    if problems:
+        raise InvalidValue(
+            f"{path}: {len(problems)} bad row(s): " + "; ".join(problems),
+            hint="fix or remove those rows; nothing was queued",
+        )
+    return result

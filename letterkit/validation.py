@@ -1,0 +1,62 @@
+"""Checks for values that reach mail headers, the SMTP envelope or file names.
+
+A name, subject or address containing CR, LF or NUL could inject headers or
+SMTP commands; letterkit refuses such values before anything is queued.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+from .errors import InvalidValue
+
+_FORBIDDEN = {"\r": "a carriage return (CR)", "\n": "a line break (LF)", "\x00": "a NUL byte"}
+
+# A practical, RFC 5321/5322-compatible check for one "addr-spec" as used in an
+# envelope: dot-atom local part (or a plain quoted string) @ a domain with at
+# least one dot, or a loopback/localhost name (useful for local servers).
+_LOCAL_ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~\u0080-\U0010FFFF-]+"
+_LOCAL = rf"(?:{_LOCAL_ATOM}(?:\.{_LOCAL_ATOM})*|\"[^\"\\\r\n]+\")"
+_LABEL = r"(?:[A-Za-z0-9\u0080-\U0010FFFF](?:[A-Za-z0-9\u0080-\U0010FFFF-]{0,61}[A-Za-z0-9\u0080-\U0010FFFF])?)"
+_DOMAIN = rf"(?:{_LABEL}(?:\.{_LABEL})+|localhost|\[[0-9.:a-fA-F]+\])"
+_ADDRESS_RE = re.compile(rf"^{_LOCAL}@{_DOMAIN}$")
+
+
+def check_header_value(value: str, what: str) -> str:
+    """Return ``value`` if it is safe in a header; raise :class:`InvalidValue` if not."""
+    for char, name in _FORBIDDEN.items():
+        if char in value:
+            raise InvalidValue(
+                f"{what} contains {name}: {value!r}",
+                hint="remove it; header values must be on one line",
+            )
+    return value
+
+
+def check_address(address: str, what: str) -> str:
+    """Validate one e-mail address (``user@example.org``) and return it stripped."""
+    address = check_header_value(address, what).strip()
+    if len(address) > 254 or not _ADDRESS_RE.match(address):
+        raise InvalidValue(
+            f"{what} is not a valid e-mail address: {address!r}",
+            hint="write it as name@example.org",
+        )
+    return address
+
+
+def check_addresses(addresses: Iterable[str], what: str) -> list[str]:
+    return [check_address(a, what) for a in addresses]
+
+
+_SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+
+
+def check_slug(value: str, what: str) -> str:
+    """Ids and group names: lowercase letters, digits, '.', '_' and '-'."""
+    if not _SLUG_RE.match(value):
+        raise InvalidValue(
+            f"{what} {value!r} is not a valid id",
+            hint="use lowercase letters, digits, '.', '_' or '-' (at most 64)",
+        )
+    return value
