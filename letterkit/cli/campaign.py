@@ -65,23 +65,23 @@ def contacts(
 
     table = Table(title=f"Contacts — {campaign.title}", title_justify="left")
     table.add_column("id", style="bold", no_wrap=True)
-    table.add_column("name", min_width=20, ratio=3)
-    table.add_column("groups", ratio=1)
-    table.add_column("channels", ratio=1)
-    table.add_column("checked", min_width=7)
+    table.add_column("name")
+    table.add_column("groups")
+    table.add_column("channels")
+    table.add_column("checked", no_wrap=True)
     for c in chosen:
         checked = c.checked or "never"
         if c.is_stale():
-            checked = f"[yellow]{checked} (old)[/]"
+            checked = f"[yellow]{checked}*[/]"
         name = f"{c.name} [cyan](yours)[/]" if c.user else c.name
         channels = ", ".join(_CHANNEL_LABELS[ch] for ch in c.channels)
-        table.add_row(c.id, name, ", ".join(c.groups), channels, checked)
+        table.add_row(c.id, name, "\n".join(c.groups), channels, checked)
     _common.out().print(table)
     if not chosen:
         _common.info("No contact matches." if (group or channel) else "This campaign has no contacts.")
     if stale:
         _common.warn(
-            f"{len(stale)} contact(s) were last checked long ago "
+            f"{len(stale)} contact(s) marked * were last checked long ago "
             f"({', '.join(sorted({c.checked or 'never' for c in stale}))}): verify addresses "
             "before relying on them. Add a current one with: letterkit contacts add ..."
         )
