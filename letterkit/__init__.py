@@ -1,3 +1,105 @@
-"""letterkit: letter-writing campaigns in defence of prisoners' rights."""
+"""letterkit: letter-writing campaigns in defence of prisoners' rights.
+
+The command line is a thin layer over this library; organisers can script
+the same operations::
+
+    import letterkit
+
+    campaign = letterkit.load_campaign()              # or load_campaign("my-campaign/")
+    signer = letterkit.Signer(name="A. Person", email="a@example.org", city="Leeds")
+    for letter in letterkit.compose(campaign, "protest", signer, note="..."):
+        print(letter.contact.id, letter.subject)
+
+Names are imported lazily, so ``import letterkit`` stays cheap.
+"""
+
+from __future__ import annotations
+
+TYPE_CHECKING = False  # avoids importing typing at start-up (the CLI's --version is instant)
 
 __version__ = "0.1.0"
+
+_EXPORTS = {
+    # campaign and contacts
+    "Campaign": "campaign",
+    "TemplateFile": "campaign",
+    "load_campaign": "campaign",
+    "find_campaign_dir": "campaign",
+    "bundled_campaign_dir": "campaign",
+    "Contact": "contacts",
+    "select": "contacts",
+    "filter_contacts": "contacts",
+    "CHANNELS": "contacts",
+    # signer, accounts, paths
+    "Signer": "config",
+    "Account": "config",
+    "Config": "config",
+    "load_config": "config",
+    "save_config": "config",
+    "config_dir": "config",
+    "data_dir": "config",
+    # composing
+    "Letter": "compose",
+    "Renderer": "compose",
+    "compose": "compose",
+    "compose_all": "compose",
+    "plan": "compose",
+    "to_message": "compose",
+    "Cosigner": "cosigners",
+    "load_cosigners": "cosigners",
+    # authoring
+    "check_campaign": "checker",
+    "init_campaign": "checker",
+    "CheckReport": "checker",
+    # errors
+    "LetterkitError": "errors",
+    "ConfigError": "errors",
+    "CampaignError": "errors",
+    "TemplateError": "errors",
+    "ContactError": "errors",
+    "InvalidValue": "errors",
+    "CredentialError": "errors",
+    "TransportError": "errors",
+    "OutboxError": "errors",
+    "ExportError": "errors",
+    "NotConfirmed": "errors",
+}
+
+__all__ = ["__version__", *_EXPORTS]
+
+
+def __getattr__(name: str) -> object:
+    import importlib
+
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'letterkit' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
+
+if TYPE_CHECKING:  # for type checkers and IDEs: the same names, eagerly
+    from .campaign import Campaign, TemplateFile, bundled_campaign_dir, find_campaign_dir, load_campaign
+    from .checker import CheckReport, check_campaign, init_campaign
+    from .compose import Letter, Renderer, compose, compose_all, plan, to_message
+    from .config import Account, Config, Signer, config_dir, data_dir, load_config, save_config
+    from .contacts import CHANNELS, Contact, filter_contacts, select
+    from .cosigners import Cosigner, load_cosigners
+    from .errors import (
+        CampaignError,
+        ConfigError,
+        ContactError,
+        CredentialError,
+        ExportError,
+        InvalidValue,
+        LetterkitError,
+        NotConfirmed,
+        OutboxError,
+        TemplateError,
+        TransportError,
+    )

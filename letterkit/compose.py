@@ -26,6 +26,7 @@ from .validation import check_address, check_header_value
 
 if TYPE_CHECKING:
     import jinja2
+    import jinja2.sandbox
 
 POLICY = email.policy.default
 
@@ -97,27 +98,34 @@ class Renderer:
     """Compiles a campaign's templates once and renders letters from them."""
 
     def __init__(self, campaign: Campaign) -> None:
-        import jinja2
-        import jinja2.sandbox
-
-        self._jinja = jinja2
         self.campaign = campaign
-        self.env = jinja2.sandbox.SandboxedEnvironment(
-            undefined=jinja2.StrictUndefined,
-            keep_trailing_newline=True,
-            trim_blocks=True,
-            lstrip_blocks=True,
-            autoescape=False,
-        )
+        self._env: jinja2.sandbox.SandboxedEnvironment | None = None
         self._compiled: dict[tuple[str, str], jinja2.Template] = {}
 
+    @property
+    def env(self) -> jinja2.sandbox.SandboxedEnvironment:
+        """The sandboxed Jinja2 environment (created, and jinja2 imported, on first use)."""
+        if self._env is None:
+            import jinja2.sandbox
+
+            self._env = jinja2.sandbox.SandboxedEnvironment(
+                undefined=jinja2.StrictUndefined,
+                keep_trailing_newline=True,
+                trim_blocks=True,
+                lstrip_blocks=True,
+                autoescape=False,
+            )
+        return self._env
+
     def _compile(self, t: TemplateFile, part: str) -> jinja2.Template:
+        import jinja2
+
         key = (str(t.path), part)
         if key not in self._compiled:
             source = t.subject if part == "subject" else t.body
             try:
                 code = self.env.compile(source, name=t.name, filename=str(t.path))
-            except self._jinja.TemplateSyntaxError as exc:
+            except jinja2.TemplateSyntaxError as exc:
                 line = (exc.lineno or 1) + (t.body_line - 1 if part == "body" else 0)
                 raise TemplateError(f"{t.path}:{line}: {exc.message}") from None
             self._compiled[key] = self.env.template_class.from_code(self.env, code, self.env.globals)
@@ -128,20 +136,29 @@ class Renderer:
 
         Falls back to the raw front-matter text when it needs a signer or recipient.
         """
+        if not _has_jinja(t.subject):
+            return t.subject
+        import jinja2
+
         try:
             rendered = self._compile(t, "subject").render(campaign=self.campaign.for_language(t.language))
-        except (self._jinja.TemplateError, LetterkitError):
+        except (jinja2.TemplateError, LetterkitError):
             return t.subject
         return " ".join(rendered.split())
 
     def render(self, t: TemplateFile, context: dict[str, Any], who: str) -> tuple[str, str]:
         """Render (subject, body); errors name the file, line and recipient."""
+        import jinja2
+
         parts = []
         for part in ("subject", "body"):
+            if part == "subject" and not _has_jinja(t.subject):
+                parts.append(t.subject)
+                continue
             template = self._compile(t, part)
             try:
                 parts.append(template.render(context))
-            except self._jinja.TemplateError as exc:
+            except jinja2.TemplateError as exc:
                 line = _template_line(exc, t, part)
                 msg = getattr(exc, "message", None) or str(exc)
                 raise TemplateError(
@@ -152,6 +169,10 @@ class Renderer:
         subject = " ".join(parts[0].split())
         body = parts[1].replace("\r\n", "\n")
         return subject, body
+
+
+def _has_jinja(text: str) -> bool:
+    return "{{" in text or "{%" in text or "{#" in text
 
 
 def _template_line(exc: BaseException, t: TemplateFile, part: str) -> int:

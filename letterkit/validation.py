@@ -16,9 +16,9 @@ _FORBIDDEN = {"\r": "a carriage return (CR)", "\n": "a line break (LF)", "\x00":
 # A practical, RFC 5321/5322-compatible check for one "addr-spec" as used in an
 # envelope: dot-atom local part (or a plain quoted string) @ a domain with at
 # least one dot, or a loopback/localhost name (useful for local servers).
-_LOCAL_ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~\u0080-\U0010FFFF-]+"
+_LOCAL_ATOM = r"[\w!#$%&'*+/=?^`{|}~-]+"
 _LOCAL = rf"(?:{_LOCAL_ATOM}(?:\.{_LOCAL_ATOM})*|\"[^\"\\\r\n]+\")"
-_LABEL = r"(?:[A-Za-z0-9\u0080-\U0010FFFF](?:[A-Za-z0-9\u0080-\U0010FFFF-]{0,61}[A-Za-z0-9\u0080-\U0010FFFF])?)"
+_LABEL = r"(?:[^\W_](?:[\w-]{0,61}[^\W_])?)"
 _DOMAIN = rf"(?:{_LABEL}(?:\.{_LABEL})+|localhost|\[[0-9.:a-fA-F]+\])"
 _ADDRESS_RE = re.compile(rf"^{_LOCAL}@{_DOMAIN}$")
 

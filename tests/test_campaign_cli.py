@@ -16,9 +16,39 @@ CASE = tomllib.loads((REPO / "templates" / "campaign.toml").read_text(encoding="
 def test_contacts_lists_every_contact_of_the_appeal(invoke):
     result = invoke("contacts")
     assert result.exit_code == 0, result.output
-    for cid in ("kz-osce-delegation", "osce-secretariat", "solidarity-support"):
-        assert cid in result.stdout
+    rows = [line.split("\t") for line in result.stdout.splitlines()]  # piped: tab-separated
+    assert rows[0] == ["id", "name", "groups", "channels", "checked", "stale", "yours"]
+    channels = {r[0]: r[3] for r in rows[1:]}
+    assert channels == {
+        "kz-osce-delegation": "email,fax,post,web",
+        "osce-secretariat": "fax,post,web",
+        "solidarity-support": "email",
+    }
     assert "last checked long ago" in result.stderr  # the 2010 data is flagged
+
+
+def test_contacts_table_on_a_terminal(monkeypatch, capsys):
+    """On a terminal the same listing is a Rich table with the stale dates marked."""
+    from letterkit.cli import _listing, _output
+
+    monkeypatch.setattr(_output, "stdout_is_terminal", lambda: True)
+    _listing.show_contacts()
+    out = capsys.readouterr().out
+    assert "kz-osce-delegation" in out and "2010-09*" in out and "web form" in out
+
+
+def test_fast_path_and_typer_agree(capsys):
+    """The fast path answers exactly like the Typer command, and leaves anything else to it."""
+    from letterkit.cli import _fast
+
+    assert _fast.run(["contacts", "--json", "--group", "osce"]) == 0
+    fast = capsys.readouterr().out
+    assert '"osce-secretariat"' in fast and "kz-osce" not in fast
+    assert _fast.run(["contacts", "--help"]) is None
+    assert _fast.run(["contacts", "add", "--id", "x"]) is None
+    assert _fast.run(["templates", "--json", "--json"]) is None
+    assert _fast.run(["--campaign", "/nonexistent", "contacts"]) == 2
+    assert "does not exist" in capsys.readouterr().err
 
 
 def test_contacts_json_has_the_right_channels(invoke):
@@ -241,7 +271,8 @@ def test_contacts_add_embassy_and_remove(invoke, isolated):
     doc = json.loads(invoke("contacts", "--json").stdout)
     mine = next(c for c in doc["contacts"] if c["id"] == "embassy-xx")
     assert mine["user"] is True and mine["stale"] is False
-    assert "(yours)" in invoke("contacts").stdout
+    rows = [line.split("\t") for line in invoke("contacts").stdout.splitlines()]  # piped: TSV
+    assert rows[0][-1] == "yours" and ["embassy-xx", "yes"] == [rows[-1][0], rows[-1][-1]]
     # the new embassy is one of the protest's recipients now
     letters = json.loads(invoke("preview", "protest", "--json", *SIGNER).stdout)["letters"]
     assert "embassy-xx" in {lt["recipient"] for lt in letters}

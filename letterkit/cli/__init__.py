@@ -1,83 +1,35 @@
-"""The letterkit command line: a thin Typer layer over the library.
+"""The letterkit command line: a thin layer over the library.
 
-Commands live in small modules by concern (``campaign`` for contacts,
-templates, preview, check, init and signer; ``delivery`` for send, outbox,
-log and account; ``export``).  Every :class:`~letterkit.errors.LetterkitError`
-is turned into one line on stderr and its exit code here, in one place.
+``main()`` is the console script.  The Typer application (``app``, in
+``_app.py``) is imported only when needed: the most frequent read-only calls
+(``--version``, ``contacts``, ``templates`` with their plain options) are
+answered by :mod:`letterkit.cli._fast` without importing Typer, Click or Rich,
+calling the very same functions the Typer commands call.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Any
-
-import typer
-from typer.core import TyperGroup
-
-from .. import __version__
-from ..errors import LetterkitError
-from . import _common
-
-
-class LetterkitGroup(TyperGroup):
-    """Maps the library's errors to a one-line message and exit code 2 (or the error's own)."""
-
-    def invoke(self, ctx: Any) -> Any:
-        try:
-            return super().invoke(ctx)
-        except LetterkitError as exc:
-            _common.error(str(exc))
-            raise typer.Exit(exc.exit_code) from None
-        except KeyboardInterrupt:
-            _common.error("interrupted; queued letters are safe in the outbox (letterkit outbox)")
-            raise typer.Exit(130) from None
-
-
-app = typer.Typer(
-    cls=LetterkitGroup,
-    name="letterkit",
-    help="Letter-writing campaigns in defence of prisoners' rights: compose, preview and send "
-    "letters from your own mail account, or print them for fax, post and web forms.",
-    no_args_is_help=True,
-    pretty_exceptions_show_locals=False,
-    add_completion=False,
-    rich_markup_mode=None,
-)
-
-
-def _version(value: bool) -> None:
-    if value:
-        typer.echo(f"letterkit {__version__}")
-        raise typer.Exit()
-
-
-@app.callback()
-def _root(
-    campaign: Annotated[
-        str | None,
-        typer.Option(
-            "--campaign",
-            envvar="LETTERKIT_CAMPAIGN",
-            help="Campaign folder (recipients.toml + templates/). Default: the current "
-            "directory if it has a recipients.toml, else the bundled Dolinka campaign.",
-            show_default=False,
-        ),
-    ] = None,
-    version: Annotated[
-        bool,
-        typer.Option("--version", callback=_version, is_eager=True, help="Show the version and exit."),
-    ] = False,
-) -> None:
-    _common.STATE.campaign_dir = campaign
-
-
-from . import campaign as _campaign_cmds  # noqa: E402  (commands register on import)
-from . import delivery as _delivery_cmds  # noqa: E402
-from . import export as _export_cmds  # noqa: E402
+import sys
 
 __all__ = ["app", "main"]
-_ = (_campaign_cmds, _delivery_cmds, _export_cmds)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     """Console-script entry point."""
-    app()
+    args = sys.argv[1:] if argv is None else argv
+    from . import _fast
+
+    code = _fast.run(args)
+    if code is not None:
+        raise SystemExit(code)
+    from ._app import app
+
+    app(args=args, prog_name="letterkit")
+
+
+def __getattr__(name: str) -> object:
+    if name == "app":
+        from ._app import app
+
+        return app
+    raise AttributeError(f"module 'letterkit.cli' has no attribute {name!r}")

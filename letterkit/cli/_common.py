@@ -2,93 +2,27 @@
 
 from __future__ import annotations
 
-import json
-import sys
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 if TYPE_CHECKING:
-    from rich.console import Console
-
-    from ..campaign import Campaign
     from ..config import Config, Signer
 
-JSON_VERSION = 1
-
-
-@dataclass
-class _State:
-    campaign_dir: str | None = None
-
-
-STATE = _State()
-_consoles: dict[str, Console] = {}
-
-
-def out() -> Console:
-    """Rich console for data (stdout)."""
-    if "out" not in _consoles:
-        from rich.console import Console
-
-        _consoles["out"] = Console(highlight=False)
-    return _consoles["out"]
-
-
-def err() -> Console:
-    """Rich console for people (stderr): progress, warnings, errors."""
-    if "err" not in _consoles:
-        from rich.console import Console
-
-        _consoles["err"] = Console(stderr=True, highlight=False)
-    return _consoles["err"]
-
-
-def reset_consoles() -> None:
-    """Forget cached consoles (CliRunner swaps sys.stdout between invocations)."""
-    _consoles.clear()
-
-
-def error(message: str) -> None:
-    from rich.markup import escape
-
-    err().print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
-
-
-def warn(message: str) -> None:
-    from rich.markup import escape
-
-    err().print(f"[yellow]warning:[/] {escape(message)}", soft_wrap=True)
-
-
-def info(message: str) -> None:
-    """A plain message for people (stderr); ``message`` may use Rich markup."""
-    err().print(message, soft_wrap=True)
-
-
-def interactive() -> bool:
-    """True when a person is at the terminal (stdin and stderr are TTYs)."""
-    return sys.stdin.isatty() and sys.stderr.isatty()
-
-
-def emit_json(kind: str, payload: dict[str, Any]) -> None:
-    """Write one versioned JSON document to stdout."""
-    doc = {"version": JSON_VERSION, "kind": kind, **payload}
-    sys.stdout.write(json.dumps(doc, ensure_ascii=False, indent=2, default=str) + "\n")
-
-
-def load_campaign() -> Campaign:
-    from ..campaign import load_campaign as _load
-
-    return _load(STATE.campaign_dir)
-
-
-def load_config() -> Config:
-    from ..config import load_config as _load
-
-    return _load()
-
+from ._output import (  # noqa: F401  (re-exported for the command modules)
+    JSON_VERSION,
+    STATE,
+    emit_json,
+    err,
+    error,
+    info,
+    interactive,
+    load_campaign,
+    load_config,
+    out,
+    reset_consoles,
+    warn,
+)
 
 # --- options shared by several commands --------------------------------------------
 

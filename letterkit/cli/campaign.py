@@ -20,7 +20,7 @@ from ._common import (
     OrgOpt,
     ToOpt,
 )
-from . import app
+from ._app import app
 
 # --- contacts ------------------------------------------------------------------------
 
@@ -30,9 +30,6 @@ contacts_app = typer.Typer(
     no_args_is_help=False,
 )
 app.add_typer(contacts_app, name="contacts")
-
-_CHANNEL_LABELS = {"email": "e-mail", "fax": "fax", "post": "post", "web": "web form"}
-
 
 @contacts_app.callback()
 def contacts(
@@ -47,44 +44,9 @@ def contacts(
     """List the campaign's contacts (and yours) with the channels that reach them."""
     if ctx.invoked_subcommand:
         return
-    from ..contacts import filter_contacts
+    from ._listing import show_contacts
 
-    campaign = _common.load_campaign()
-    chosen = filter_contacts(campaign.contacts, group=group, channel=channel)
-    stale = [c for c in chosen if c.is_stale()]
-    if as_json:
-        _common.emit_json(
-            "contacts",
-            {
-                "campaign": campaign.id,
-                "contacts": [{**c.as_dict(), "stale": c.is_stale()} for c in chosen],
-            },
-        )
-        return
-    from rich.table import Table
-
-    table = Table(title=f"Contacts — {campaign.title}", title_justify="left")
-    table.add_column("id", style="bold", no_wrap=True)
-    table.add_column("name")
-    table.add_column("groups")
-    table.add_column("channels")
-    table.add_column("checked", no_wrap=True)
-    for c in chosen:
-        checked = c.checked or "never"
-        if c.is_stale():
-            checked = f"[yellow]{checked}*[/]"
-        name = f"{c.name} [cyan](yours)[/]" if c.user else c.name
-        channels = ", ".join(_CHANNEL_LABELS[ch] for ch in c.channels)
-        table.add_row(c.id, name, "\n".join(c.groups), channels, checked)
-    _common.out().print(table)
-    if not chosen:
-        _common.info("No contact matches." if (group or channel) else "This campaign has no contacts.")
-    if stale:
-        _common.warn(
-            f"{len(stale)} contact(s) marked * were last checked long ago "
-            f"({', '.join(sorted({c.checked or 'never' for c in stale}))}): verify addresses "
-            "before relying on them. Add a current one with: letterkit contacts add ..."
-        )
+    show_contacts(group=group, channel=channel, as_json=as_json)
 
 
 @contacts_app.command("add")
@@ -162,40 +124,9 @@ def contacts_remove(
 @app.command()
 def templates(as_json: JsonOpt = False) -> None:
     """List the campaign's letter templates with their languages and default recipients."""
-    from ..compose import Renderer
+    from ._listing import show_templates
 
-    campaign = _common.load_campaign()
-    renderer = Renderer(campaign)
-    rows = []
-    for name, versions in sorted(campaign.templates.items()):
-        default = campaign.template(name)
-        rows.append(
-            {
-                "name": name,
-                "languages": sorted(versions),
-                "description": default.description,
-                "subjects": {lang: renderer.subject(t) for lang, t in sorted(versions.items())},
-                "to": list(default.to),
-                "cc": list(default.cc),
-                "files": {lang: str(t.path) for lang, t in sorted(versions.items())},
-            }
-        )
-    if as_json:
-        _common.emit_json("templates", {"campaign": campaign.id, "root": str(campaign.root), "templates": rows})
-        return
-    from rich.markup import escape
-    from rich.table import Table
-
-    table = Table(title=f"Templates — {campaign.title}", title_justify="left")
-    table.add_column("name", style="bold")
-    table.add_column("languages")
-    table.add_column("to / cc")
-    table.add_column("description / subject")
-    for r in rows:
-        who = ", ".join(r["to"]) + (f"\ncc: {', '.join(r['cc'])}" if r["cc"] else "")
-        subject = r["subjects"].get("en") or next(iter(r["subjects"].values()))
-        table.add_row(r["name"], ", ".join(r["languages"]), who, f"{r['description']}\n[dim]{escape(subject)}[/]")
-    _common.out().print(table)
+    show_templates(as_json=as_json)
 
 
 # --- preview -------------------------------------------------------------------------
