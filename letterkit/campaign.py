@@ -206,7 +206,9 @@ def _load_case(path: Path) -> dict[str, Any]:
         with path.open("rb") as fh:
             data = tomllib.load(fh)
     except FileNotFoundError:
-        raise CampaignError(f"{path}: file not found", hint="a campaign needs templates/campaign.toml") from None
+        raise CampaignError(
+            f"{path}: file not found", hint="a campaign needs templates/campaign.toml"
+        ) from None
     except tomllib.TOMLDecodeError as exc:
         raise CampaignError(f"{path}: invalid TOML: {exc}", hint="fix the syntax at that line") from None
     except OSError as exc:
@@ -266,4 +268,6 @@ def load_campaign(
         from .config import user_contacts_path
 
         user = load_contacts(user_contacts_path(), user=True, problems=problems, missing_ok=True)
-    return Campaign(root=folder, data=data, templates=templates, campaign_contacts=contacts, user_contacts=user)
+    return Campaign(
+        root=folder, data=data, templates=templates, campaign_contacts=contacts, user_contacts=user
+    )

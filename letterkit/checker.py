@@ -72,7 +72,9 @@ def check_campaign(directory: str | os.PathLike[str] | None = None) -> CheckRepo
         report.warnings.append(f"{root / 'templates' / 'campaign.toml'}: no demands listed")
     for c in campaign.contacts:
         if not c.source:
-            report.warnings.append(f"{c.origin}: contact {c.id} has no 'source' (where the details come from)")
+            report.warnings.append(
+                f"{c.origin}: contact {c.id} has no 'source' (where the details come from)"
+            )
         if not c.checked:
             report.warnings.append(f"{c.origin}: contact {c.id} has no 'checked' date")
     seen: set[str] = set()

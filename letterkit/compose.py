@@ -262,7 +262,9 @@ def compose(
     signer_view = signer.as_dict()
     cosigner_views = [c.__dict__ for c in cosigners]
     primary_names = [c.name for c in who_plan.primary]
-    for contact, is_copy in [(c, False) for c in who_plan.primary] + [(c, True) for c in who_plan.hand_copies]:
+    for contact, is_copy in [(c, False) for c in who_plan.primary] + [
+        (c, True) for c in who_plan.hand_copies
+    ]:
         lang = language or contact.language
         t = campaign.template(template, lang)
         if t.language not in views:
@@ -286,7 +288,9 @@ def compose(
             raise TemplateError(f"{t.path}: the body contains a NUL byte for contact {contact.id}")
         if contact.email and not is_copy:
             to_addrs: tuple[str, ...] = (contact.email,)
-            cc_addrs = tuple(dict.fromkeys(a for a in (*contact.cc, *who_plan.copy_emails) if a != contact.email))
+            cc_addrs = tuple(
+                dict.fromkeys(a for a in (*contact.cc, *who_plan.copy_emails) if a != contact.email)
+            )
         else:
             to_addrs, cc_addrs = (), ()
         yield Letter(
@@ -335,7 +339,11 @@ def to_message(
     """
     if not letter.to:
         raise ContactError(f"contact {letter.contact.id!r} has no e-mail address; export the letter instead")
-    sender = check_address(from_addr or letter.signer.email, "From address") if (from_addr or letter.signer.email) else ""
+    sender = (
+        check_address(from_addr or letter.signer.email, "From address")
+        if (from_addr or letter.signer.email)
+        else ""
+    )
     msg = EmailMessage(policy=POLICY)
     if sender:
         msg["From"] = _mailbox(letter.signer.name, sender)

@@ -79,7 +79,9 @@ class Signer:
         return self
 
     def as_dict(self) -> dict[str, Any]:
-        return {f.name: (list(v) if isinstance(v := getattr(self, f.name), tuple) else v) for f in fields(self)}
+        return {
+            f.name: (list(v) if isinstance(v := getattr(self, f.name), tuple) else v) for f in fields(self)
+        }
 
 
 @dataclass(frozen=True)
@@ -198,7 +200,10 @@ def load_config(path: Path | None = None) -> Config:
     if isinstance(address, str):
         address = address.splitlines()
     signer = Signer(
-        **{k: _str(signer_raw, k, f"{path} [signer]") for k in ("name", "email", "city", "country", "organisation")},
+        **{
+            k: _str(signer_raw, k, f"{path} [signer]")
+            for k in ("name", "email", "city", "country", "organisation")
+        },
         address=tuple(str(x) for x in address),
     )
     accounts: dict[str, Account] = {}

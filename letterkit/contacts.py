@@ -271,9 +271,7 @@ def filter_contacts(
     if channel and channel not in CHANNELS:
         raise ContactError(f"unknown channel {channel!r}", hint=f"use one of: {', '.join(CHANNELS)}")
     return [
-        c
-        for c in contacts
-        if (not group or group in c.groups) and (not channel or channel in c.channels)
+        c for c in contacts if (not group or group in c.groups) and (not channel or channel in c.channels)
     ]
 
 

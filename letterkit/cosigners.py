@@ -49,7 +49,9 @@ def load_cosigners(path: str | Path) -> list[Cosigner]:
     except FileNotFoundError:
         raise InvalidValue(f"co-signers file {path} not found") from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise InvalidValue(f"cannot read co-signers file {path}: {getattr(exc, 'strerror', None) or exc}") from None
+        raise InvalidValue(
+            f"cannot read co-signers file {path}: {getattr(exc, 'strerror', None) or exc}"
+        ) from None
     try:
         dialect = csv.Sniffer().sniff(text.splitlines()[0] if text else "", delimiters=",;\t")
     except csv.Error:
@@ -57,7 +59,10 @@ def load_cosigners(path: str | Path) -> list[Cosigner]:
     reader = csv.reader(text.splitlines(), dialect)
     rows = list(reader)
     if not rows:
-        raise InvalidValue(f"{path}: the co-signers file is empty", hint="the first row names the columns: name,city,country,organisation,consent")
+        raise InvalidValue(
+            f"{path}: the co-signers file is empty",
+            hint="the first row names the columns: name,city,country,organisation,consent",
+        )
     header = [_ALIASES.get(h.strip().lower(), h.strip().lower()) for h in rows[0]]
     missing = [c for c in ("name", "consent") if c not in header]
     if missing:

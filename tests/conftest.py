@@ -40,9 +40,8 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     monkeypatch.setenv("NO_COLOR", "1")
     monkeypatch.setenv("COLUMNS", "200")
     monkeypatch.chdir(tmp_path)  # not the repo: the bundled campaign is found through the package
-    import keyring
-
     import _keyring
+    import keyring
 
     keyring.set_keyring(_keyring.FileKeyring())
     from letterkit.cli import _common

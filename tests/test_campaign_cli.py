@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import tomllib
-from pathlib import Path
 
 import pytest
 from conftest import REPO, SIGNER
@@ -132,7 +131,12 @@ def test_preview_json_in_russian(invoke):
 
 
 def test_preview_uses_stored_signer(invoke):
-    assert invoke("signer", "set", "--name", "Stored Name", "--email", "s@example.org", "--city", "Oslo").exit_code == 0
+    assert (
+        invoke(
+            "signer", "set", "--name", "Stored Name", "--email", "s@example.org", "--city", "Oslo"
+        ).exit_code
+        == 0
+    )
     result = invoke("preview", "solidarity", "--json")
     assert result.exit_code == 0, result.output
     letter = json.loads(result.stdout)["letters"][0]
@@ -216,7 +220,9 @@ def test_check_lists_every_problem(invoke, campaign_copy):
         encoding="utf-8",
     )
     t = campaign_copy / "templates" / "solidarity.en.txt.j2"
-    t.write_text(t.read_text(encoding="utf-8").replace("{{ signer.name }}", "{{ signer.nam }}", 1), encoding="utf-8")
+    t.write_text(
+        t.read_text(encoding="utf-8").replace("{{ signer.name }}", "{{ signer.nam }}", 1), encoding="utf-8"
+    )
     (campaign_copy / "templates" / "broken.en.txt.j2").write_text(
         '+++\nsubject = "x"\nto = ["group:nowhere"]\n+++\nHi\n', encoding="utf-8"
     )
@@ -245,14 +251,19 @@ def test_init_copies_and_refuses_to_overwrite(invoke, tmp_path):
 
 def test_campaign_lookup_current_directory_and_env(invoke, campaign_copy, monkeypatch):
     rec = campaign_copy / "recipients.toml"
-    rec.write_text(rec.read_text(encoding="utf-8").replace("OSCE Secretariat", "OSCE Secretariat (here)"), encoding="utf-8")
+    rec.write_text(
+        rec.read_text(encoding="utf-8").replace("OSCE Secretariat", "OSCE Secretariat (here)"),
+        encoding="utf-8",
+    )
     monkeypatch.chdir(campaign_copy)
     names = [c["name"] for c in json.loads(invoke("contacts", "--json").stdout)["contacts"]]
     assert "OSCE Secretariat (here)" in names
     monkeypatch.chdir(campaign_copy.parent)
     env_names = [
         c["name"]
-        for c in json.loads(invoke("contacts", "--json", env={"LETTERKIT_CAMPAIGN": str(campaign_copy)}).stdout)["contacts"]
+        for c in json.loads(
+            invoke("contacts", "--json", env={"LETTERKIT_CAMPAIGN": str(campaign_copy)}).stdout
+        )["contacts"]
     ]
     assert "OSCE Secretariat (here)" in env_names
     missing = invoke("--campaign", str(campaign_copy / "nope"), "contacts")
@@ -272,7 +283,8 @@ def test_contacts_add_embassy_and_remove(invoke, isolated):
     mine = next(c for c in doc["contacts"] if c["id"] == "embassy-xx")
     assert mine["user"] is True and mine["stale"] is False
     rows = [line.split("\t") for line in invoke("contacts").stdout.splitlines()]  # piped: TSV
-    assert rows[0][-1] == "yours" and ["embassy-xx", "yes"] == [rows[-1][0], rows[-1][-1]]
+    assert rows[0][-1] == "yours"
+    assert [rows[-1][0], rows[-1][-1]] == ["embassy-xx", "yes"]
     # the new embassy is one of the protest's recipients now
     letters = json.loads(invoke("preview", "protest", "--json", *SIGNER).stdout)["letters"]
     assert "embassy-xx" in {lt["recipient"] for lt in letters}
@@ -308,6 +320,7 @@ def test_every_command_has_help_and_is_in_the_readme(invoke):
 
     readme = (REPO / "README.md").read_text(encoding="utf-8")
     root = typer.main.get_command(app)
+
     def walk(group, prefix: str):
         for name, cmd in group.commands.items():
             yield f"{prefix}{name}", cmd

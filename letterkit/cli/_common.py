@@ -29,7 +29,9 @@ from ._output import (  # noqa: F401  (re-exported for the command modules)
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
 ToOpt = Annotated[
     list[str] | None,
-    typer.Option("--to", help="Recipients: a contact id or group:NAME (repeatable). Default: the template's."),
+    typer.Option(
+        "--to", help="Recipients: a contact id or group:NAME (repeatable). Default: the template's."
+    ),
 ]
 LangOpt = Annotated[
     str | None,
@@ -41,7 +43,9 @@ EmailOpt = Annotated[
 ]
 CityOpt = Annotated[str | None, typer.Option("--city", help="Signer's city.")]
 CountryOpt = Annotated[str | None, typer.Option("--country", help="Signer's country.")]
-OrgOpt = Annotated[str | None, typer.Option("--organisation", "--organization", help="Signer's organisation.")]
+OrgOpt = Annotated[
+    str | None, typer.Option("--organisation", "--organization", help="Signer's organisation.")
+]
 CosignersOpt = Annotated[
     str | None,
     typer.Option("--cosigners", help="CSV of co-signers (name,city,country,organisation,consent)."),
@@ -74,7 +78,9 @@ def read_note(note: str | None, note_file: str | None) -> str:
             with open(note_file, encoding="utf-8") as fh:
                 return fh.read().strip()
         except (OSError, UnicodeDecodeError) as exc:
-            raise InvalidValue(f"cannot read note file {note_file}: {getattr(exc, 'strerror', None) or exc}") from None
+            raise InvalidValue(
+                f"cannot read note file {note_file}: {getattr(exc, 'strerror', None) or exc}"
+            ) from None
     return (note or "").strip()
 
 

@@ -86,7 +86,9 @@ def show_templates(*, as_json: bool = False) -> None:
             }
         )
     if as_json:
-        _output.emit_json("templates", {"campaign": campaign.id, "root": str(campaign.root), "templates": rows})
+        _output.emit_json(
+            "templates", {"campaign": campaign.id, "root": str(campaign.root), "templates": rows}
+        )
         return
     if not _output.stdout_is_terminal():
         table_rows = [["name", "languages", "to", "cc", "subject", "description"]]
@@ -108,5 +110,10 @@ def show_templates(*, as_json: bool = False) -> None:
     for r in rows:
         who = ", ".join(r["to"]) + (f"\ncc: {', '.join(r['cc'])}" if r["cc"] else "")
         subject = r["subjects"].get("en") or next(iter(r["subjects"].values()))
-        table.add_row(r["name"], ", ".join(r["languages"]), escape(who), f"{escape(r['description'])}\n[dim]{escape(subject)}[/]")
+        table.add_row(
+            r["name"],
+            ", ".join(r["languages"]),
+            escape(who),
+            f"{escape(r['description'])}\n[dim]{escape(subject)}[/]",
+        )
     _output.out().print(table)

@@ -7,6 +7,7 @@ Rich is imported the first time a console is needed.
 from __future__ import annotations
 
 import sys
+
 TYPE_CHECKING = False
 
 if TYPE_CHECKING:

@@ -16,7 +16,14 @@ def letter_headers(letter: Letter, from_addr: str | None = None) -> list[tuple[s
     from email.utils import formataddr
 
     sender = from_addr or letter.signer.email
-    rows = [("From", formataddr((letter.signer.name, sender)) if sender else f"{letter.signer.name} <your account's address>")]
+    rows = [
+        (
+            "From",
+            formataddr((letter.signer.name, sender))
+            if sender
+            else f"{letter.signer.name} <your account's address>",
+        )
+    ]
     if letter.to:
         rows.append(("To", ", ".join(formataddr((letter.contact.name, a)) for a in letter.to)))
         if letter.cc:

@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from . import _common
+from ._app import app
 from ._common import (
     CityOpt,
     CosignersOpt,
@@ -20,7 +21,6 @@ from ._common import (
     OrgOpt,
     ToOpt,
 )
-from ._app import app
 
 # --- contacts ------------------------------------------------------------------------
 
@@ -30,6 +30,7 @@ contacts_app = typer.Typer(
     no_args_is_help=False,
 )
 app.add_typer(contacts_app, name="contacts")
+
 
 @contacts_app.callback()
 def contacts(
@@ -53,17 +54,30 @@ def contacts(
 def contacts_add(
     id: Annotated[str, typer.Option("--id", help="Short id, e.g. embassy-uk.")],
     name: Annotated[str, typer.Option("--name", help="Full name of the recipient.")],
-    group: Annotated[list[str] | None, typer.Option("--group", help="Group (repeatable), e.g. kazakhstan.")] = None,
+    group: Annotated[
+        list[str] | None, typer.Option("--group", help="Group (repeatable), e.g. kazakhstan.")
+    ] = None,
     email: Annotated[str | None, typer.Option("--email", help="E-mail address.")] = None,
-    cc: Annotated[list[str] | None, typer.Option("--cc", help="Address to copy on every e-mail to it.")] = None,
+    cc: Annotated[
+        list[str] | None, typer.Option("--cc", help="Address to copy on every e-mail to it.")
+    ] = None,
     fax: Annotated[str | None, typer.Option("--fax", help="Fax number.")] = None,
     phone: Annotated[list[str] | None, typer.Option("--phone", help="Phone number (repeatable).")] = None,
-    address: Annotated[list[str] | None, typer.Option("--address", help="Postal address line (repeatable, in order).")] = None,
+    address: Annotated[
+        list[str] | None, typer.Option("--address", help="Postal address line (repeatable, in order).")
+    ] = None,
     web_form: Annotated[str | None, typer.Option("--web-form", help="URL of a contact form.")] = None,
-    salutation: Annotated[str | None, typer.Option("--salutation", help="Opening line, e.g. 'Your Excellency,'.")] = None,
-    language: Annotated[str, typer.Option("--language", help="Language letters to it are written in.")] = "en",
+    salutation: Annotated[
+        str | None, typer.Option("--salutation", help="Opening line, e.g. 'Your Excellency,'.")
+    ] = None,
+    language: Annotated[
+        str, typer.Option("--language", help="Language letters to it are written in.")
+    ] = "en",
     source: Annotated[str | None, typer.Option("--source", help="Where the details come from.")] = None,
-    checked: Annotated[str | None, typer.Option("--checked", help="When the details were checked (YYYY-MM-DD). Default: today.")] = None,
+    checked: Annotated[
+        str | None,
+        typer.Option("--checked", help="When the details were checked (YYYY-MM-DD). Default: today."),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Add a contact of your own (e.g. Kazakhstan's embassy in your country) to every campaign."""
@@ -136,7 +150,9 @@ def templates(as_json: JsonOpt = False) -> None:
 def preview(
     template: Annotated[str, typer.Argument(help="Template name, e.g. protest.")],
     to: ToOpt = None,
-    cc: Annotated[list[str] | None, typer.Option("--cc", help="Copies instead of the template's (repeatable).")] = None,
+    cc: Annotated[
+        list[str] | None, typer.Option("--cc", help="Copies instead of the template's (repeatable).")
+    ] = None,
     lang: LangOpt = None,
     name: NameOpt = None,
     email: EmailOpt = None,
@@ -146,7 +162,9 @@ def preview(
     note: NoteOpt = None,
     note_file: NoteFileOpt = None,
     cosigners: CosignersOpt = None,
-    account: Annotated[str | None, typer.Option("--account", help="Show From as this account would send it.")] = None,
+    account: Annotated[
+        str | None, typer.Option("--account", help="Show From as this account would send it.")
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Show each letter exactly as it would be sent: From, To, Cc, Subject and body."""
@@ -179,7 +197,11 @@ def preview(
                 "warnings": warnings,
                 "deadline_passed": campaign.deadline_passed(),
                 "letters": [
-                    {**lt.as_dict(), "headers": dict(letter_headers(lt, from_addr)), "stale": lt.contact.is_stale()}
+                    {
+                        **lt.as_dict(),
+                        "headers": dict(letter_headers(lt, from_addr)),
+                        "stale": lt.contact.is_stale(),
+                    }
                     for lt in letters
                 ],
             },
@@ -192,7 +214,11 @@ def preview(
         _common.warn(w)
     _common.info(
         f"{len(letters)} letter(s). Send them with: letterkit send {template}"
-        + (" (add a personal --note: identical form letters count for less)" if all(lt.verbatim for lt in letters) else "")
+        + (
+            " (add a personal --note: identical form letters count for less)"
+            if all(lt.verbatim for lt in letters)
+            else ""
+        )
     )
 
 
@@ -219,7 +245,9 @@ def campaign_warnings(campaign, letters) -> list[str]:  # type: ignore[no-untype
 
 @app.command()
 def check(
-    directory: Annotated[str | None, typer.Argument(metavar="[DIR]", help="Campaign folder (default: the current campaign).")] = None,
+    directory: Annotated[
+        str | None, typer.Argument(metavar="[DIR]", help="Campaign folder (default: the current campaign).")
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Validate a campaign folder and report every problem at once."""
@@ -260,18 +288,27 @@ def init(
 
 # --- signer --------------------------------------------------------------------------
 
-signer_app = typer.Typer(help="Your details as the signer of letters (stored in config.toml).", no_args_is_help=True)
+signer_app = typer.Typer(
+    help="Your details as the signer of letters (stored in config.toml).", no_args_is_help=True
+)
 app.add_typer(signer_app, name="signer")
 
 
 @signer_app.command("set")
 def signer_set(
-    name: Annotated[str | None, typer.Option("--name", help="Your name as it appears under the letter.")] = None,
+    name: Annotated[
+        str | None, typer.Option("--name", help="Your name as it appears under the letter.")
+    ] = None,
     email: Annotated[str | None, typer.Option("--email", help="Your e-mail address.")] = None,
     city: Annotated[str | None, typer.Option("--city", help="Your city.")] = None,
     country: Annotated[str | None, typer.Option("--country", help="Your country.")] = None,
-    organisation: Annotated[str | None, typer.Option("--organisation", "--organization", help="Your organisation, if any.")] = None,
-    address: Annotated[list[str] | None, typer.Option("--address", help="Postal address line (repeatable), for printed letters.")] = None,
+    organisation: Annotated[
+        str | None, typer.Option("--organisation", "--organization", help="Your organisation, if any.")
+    ] = None,
+    address: Annotated[
+        list[str] | None,
+        typer.Option("--address", help="Postal address line (repeatable), for printed letters."),
+    ] = None,
 ) -> None:
     """Store your signer details once; letters are signed with them."""
     from ..config import save_config
