@@ -11,6 +11,7 @@ recipient: letterkit never sends in another person's name.
 from __future__ import annotations
 
 import csv
+import io
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,25 +46,31 @@ def load_cosigners(path: str | Path) -> list[Cosigner]:
     """Read and validate a co-signers CSV; raise one error listing every bad row."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8-sig")
+        with path.open(encoding="utf-8-sig", newline="") as fh:
+            text = fh.read()
     except FileNotFoundError:
         raise InvalidValue(f"co-signers file {path} not found") from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise InvalidValue(
-            f"cannot read co-signers file {path}: {getattr(exc, 'strerror', None) or exc}"
-        ) from None
+        reason = getattr(exc, "strerror", None) or exc
+        raise InvalidValue(f"cannot read co-signers file {path}: {reason}") from None
+    first_line = text.split("\n", 1)[0]
     try:
-        dialect = csv.Sniffer().sniff(text.splitlines()[0] if text else "", delimiters=",;\t")
+        dialect: type[csv.Dialect] | csv.Dialect = csv.Sniffer().sniff(first_line, delimiters=",;\t")
     except csv.Error:
-        dialect = csv.excel  # type: ignore[assignment]
-    reader = csv.reader(text.splitlines(), dialect)
-    rows = list(reader)
+        dialect = csv.excel
+    reader = csv.reader(io.StringIO(text, newline=""), dialect)
+    rows: list[tuple[int, list[str]]] = []
+    end = 0
+    for row in reader:  # remember the line each record starts on (a quoted field may span lines)
+        rows.append((end + 1, row))
+        end = reader.line_num
     if not rows:
         raise InvalidValue(
             f"{path}: the co-signers file is empty",
             hint="the first row names the columns: name,city,country,organisation,consent",
         )
-    header = [_ALIASES.get(h.strip().lower(), h.strip().lower()) for h in rows[0]]
+    rows_header = rows[0][1]
+    header = [_ALIASES.get(h.strip().lower(), h.strip().lower()) for h in rows_header]
     missing = [c for c in ("name", "consent") if c not in header]
     if missing:
         raise InvalidValue(
@@ -73,7 +80,7 @@ def load_cosigners(path: str | Path) -> list[Cosigner]:
     problems: list[str] = []
     result: list[Cosigner] = []
     seen: dict[str, int] = {}
-    for lineno, row in enumerate(rows[1:], 2):
+    for lineno, row in rows[1:]:
         if not any(cell.strip() for cell in row):
             continue
         if len(row) != len(header):

@@ -230,6 +230,11 @@ def campaign_warnings(campaign, letters) -> list[str]:  # type: ignore[no-untype
             f"this campaign asked for action before {campaign.act_before}; that date has passed — "
             "check that the appeal is still current"
         )
+    if campaign.require_note and any(lt.verbatim for lt in letters):
+        out.append(
+            "this campaign requires a personal note: send refuses letters without "
+            "--note, --note-file or --edit"
+        )
     stale = sorted({lt.contact.id for lt in letters if lt.contact.is_stale()})
     if stale:
         dates = sorted({lt.contact.checked or "never" for lt in letters if lt.contact.is_stale()})
