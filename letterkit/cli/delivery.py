@@ -1,0 +1,1382 @@
+"""Commands: send, outbox, log and account — delivery through the user's own mail account.
+
+Only Typer and the shared option types are imported at module level: the
+library (outbox, transport, credentials; sqlite3, smtplib, ssl, keyring, Rich)
+is imported when a command runs, so ``letterkit --version`` stays fast.
+
+stdout carries data only (tables, TSV when piped, or ``--json``); everything
+for people (previews, progress, summaries, warnings) goes to stderr.
+
+JSON documents (``--json``; every one has ``"version": 1`` and ``"kind"``).
+ROW is a ledger row: ``id, key, campaign, template, language, recipient,
+recipient_name, signer, channel, status, subject, to, message_id, queued_at,
+sent_at, reply, reason, refused, account, files, attempts``.
+
+``send``::
+
+    {"kind": "send", "campaign", "template", "account": NAME|null, "dry_run": false,
+     "deadline_passed": bool, "warnings": [str],
+     "sent": [ROW], "partial": [ROW], "queued": [ROW], "failed": [ROW],
+     "skipped": [{"recipient", "recipient_name", "reason", "status", "id", "key"}],
+     "by_hand": [{"id", "recipient", "recipient_name", "channels", "fax", "address",
+                  "web_form", "files": {"pdf", "txt"}, "prepared_earlier": bool}],
+     "paths": {"outbox", "sent", "ledger", "prepared"}, "error": str|null}
+
+``queued`` lists the letters still in the outbox at the end (no account, a
+temporary failure, or a stopped batch: ``reason`` says which).
+
+``send --dry-run``: the same keys (all lists empty) plus ``"dry_run": true`` and
+``"letters": [{"action": "send"|"queue"|"prepare"|"skip", "reason", "recipient",
+"recipient_name", "channel", "subject", "headers": {...}, "envelope": {"mail_from",
+"rcpt_to"}|null, "body"}]``.
+
+``outbox``: ``{"kind": "outbox", "paths", "letters": [ROW]}``;
+``outbox flush``: ``{"kind": "outbox-flush", "account", "sent", "partial", "failed",
+"queued", "error"}``; ``log``: ``{"kind": "log", "paths", "letters": [ROW]}``;
+``log done``: ``{"kind": "log-done", "letter": ROW}``;
+``account list``: ``{"kind": "accounts", "config", "default", "accounts": [...]}``;
+``account test``: ``{"kind": "account-test", "account", "ok", "steps", "error"}``.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from . import _common, _output
+from ._app import app
+from ._common import (
+    CityOpt,
+    CosignersOpt,
+    CountryOpt,
+    EmailOpt,
+    JsonOpt,
+    LangOpt,
+    NameOpt,
+    NoteFileOpt,
+    NoteOpt,
+    OrgOpt,
+    ToOpt,
+)
+
+if TYPE_CHECKING:
+    from ..campaign import Campaign
+    from ..compose import Letter
+    from ..config import Account
+    from ..outbox import DeliveryReport, Outbox, QueueResult, Row, Skipped
+    from ..transport import SmtpTransport
+
+SUMMARY_ROWS = 50  # longest table printed for people; longer batches list only problems
+
+PRESETS: dict[str, dict[str, Any]] = {
+    "gmail": {"host": "smtp.gmail.com", "port": 587, "security": "starttls",
+              "note": "Gmail needs an app password (Google account → Security → App passwords)"},
+    "outlook": {"host": "smtp-mail.outlook.com", "port": 587, "security": "starttls"},
+    "yahoo": {"host": "smtp.mail.yahoo.com", "port": 465, "security": "tls",
+              "note": "Yahoo needs an app password"},
+    "fastmail": {"host": "smtp.fastmail.com", "port": 465, "security": "tls",
+                 "note": "Fastmail needs an app password"},
+    "posteo": {"host": "posteo.de", "port": 587, "security": "starttls"},
+    "mailbox.org": {"host": "smtp.mailbox.org", "port": 465, "security": "tls"},
+    "riseup": {"host": "mail.riseup.net", "port": 587, "security": "starttls"},
+    "disroot": {"host": "disroot.org", "port": 587, "security": "starttls"},
+}  # fmt: skip
+
+ADD_ACCOUNT_HINT = (
+    "letterkit account add NAME --host smtp.example.org --username you@example.org "
+    "--from you@example.org --password-stdin"
+)
+
+_PATHS_HELP = (
+    "Files live in your data folder ($XDG_DATA_HOME/letterkit, on Linux usually "
+    "~/.local/share/letterkit; 'letterkit outbox --json' prints the exact paths): outbox/ and "
+    "sent/ are Maildirs any mail program can read, ledger.sqlite3 records every letter, "
+    "prepared/ holds PDFs and text for letters delivered by hand."
+)
+
+AccountOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--account",
+        help="Mail account to send through (default: $LETTERKIT_ACCOUNT, the default one, or the only one).",
+        show_default=False,
+    ),
+]
+RateOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--rate",
+        metavar="N/min",
+        help="At most N letters per minute (also N/hour); 0 for no limit. "
+        "Default: [defaults] rate in config.toml, else 20/min.",
+        show_default=False,
+    ),
+]
+YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Send without asking for confirmation.")]
+
+
+# --- helpers -----------------------------------------------------------------------------
+
+
+def parse_rate(text: str | None, default: float) -> float:
+    """``20/min``, ``20``, ``600/hour``, ``1/s`` -> letters per minute (0 = no limit)."""
+    import re
+
+    from ..errors import InvalidValue
+
+    if text is None:
+        return max(0.0, default)
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(?:/\s*(s|sec|second|m|min|minute|h|hr|hour))?\s*", text, re.I)
+    if not m:
+        raise InvalidValue(f"--rate {text!r} is not a rate", hint="write N/min, N/hour, or 0 for no limit")
+    n = float(m[1])
+    unit = (m[2] or "min").lower()
+    if unit.startswith("s"):
+        return n * 60
+    if unit.startswith("h"):
+        return n / 60
+    return n
+
+
+def _outbox(readonly: bool = False) -> Outbox:
+    from ..outbox import Outbox
+
+    return Outbox(readonly=readonly)
+
+
+def _password_provider(account: Account, *, allow_prompt: bool) -> Any:
+    from ..credentials import get_password
+
+    return lambda: get_password(account, interactive=allow_prompt)
+
+
+def _transport(account: Account, *, allow_prompt: bool) -> SmtpTransport:
+    from ..transport import SmtpTransport
+
+    return SmtpTransport(account, _password_provider(account, allow_prompt=allow_prompt))
+
+
+def _esc(text: object) -> str:
+    from rich.markup import escape
+
+    return escape(str(text))
+
+
+class _ProgressBar:
+    """A Rich progress bar on stderr, started at the first letter (after any password prompt)."""
+
+    def __init__(self, enabled: bool, label: str) -> None:
+        self.enabled = enabled
+        self.label = label
+        self._progress: Any = None
+        self._task: Any = None
+
+    def __call__(self, done: int, total: int, row: Row) -> None:
+        if not self.enabled:
+            return
+        if self._progress is None:
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeRemainingColumn,
+            )
+
+            self._progress = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeRemainingColumn(),
+                console=_output.err(),
+                transient=True,
+            )
+            self._progress.start()
+            self._task = self._progress.add_task(self.label, total=total)
+        self._progress.update(self._task, completed=done, description=f"{self.label} {row.recipient}")
+
+    def stop(self) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+            self._progress = None
+
+
+def _deliver(
+    box: Outbox,
+    account: Account,
+    *,
+    batch: str | None,
+    rate: float,
+    retry_failed: bool,
+    show_progress: bool,
+    allow_prompt: bool,
+) -> DeliveryReport:
+    transport = _transport(account, allow_prompt=allow_prompt)
+    bar = _ProgressBar(show_progress, "Sending")
+    try:
+        return box.deliver(transport, batch=batch, rate=rate, retry_failed=retry_failed, on_progress=bar)
+    finally:
+        bar.stop()
+        transport.close()
+
+
+def emit_json_stream(
+    kind: str,
+    head: dict[str, Any],
+    lists: dict[str, Iterable[dict[str, Any]]],
+    tail: dict[str, Any] | None = None,
+) -> None:
+    """Like ``emit_json`` but the lists are written item by item (flat memory for 20,000 letters).
+
+    The document is the same as ``{"version": 1, "kind": kind, **head, **lists, **tail}``.
+    """
+    import json
+
+    write = sys.stdout.write
+
+    def dump(value: Any) -> str:
+        return json.dumps(value, ensure_ascii=False, default=str)
+
+    doc = json.dumps(
+        {"version": _output.JSON_VERSION, "kind": kind, **head}, ensure_ascii=False, indent=2, default=str
+    )
+    write(doc[:-2])  # without the closing "\n}"
+    for key, items in lists.items():
+        write(f",\n  {dump(key)}: [")
+        first = True
+        for item in items:
+            write(("\n    " if first else ",\n    ") + dump(item))
+            first = False
+        write("]" if first else "\n  ]")
+    for key, value in (tail or {}).items():
+        write(f",\n  {dump(key)}: {dump(value)}")
+    write("\n}\n")
+
+
+class _Skips:
+    """Collects what ``queue`` left out without holding it in memory.
+
+    People see the first few as lines on stderr; ``--json`` gets every one from
+    a spool file; hand letters prepared earlier are kept (they are few) for the
+    'Needs your hand' list.
+    """
+
+    SHOW = 20
+
+    def __init__(self, *, people: bool, keep: bool) -> None:
+        import tempfile
+
+        self.people = people
+        self.count = 0
+        self.prepared: list[Skipped] = []
+        self.spool = (
+            tempfile.SpooledTemporaryFile(max_size=1 << 20, mode="w+", encoding="utf-8")  # noqa: SIM115
+            if keep
+            else None
+        )
+
+    def __call__(self, skip: Skipped) -> None:
+        import json
+
+        self.count += 1
+        if skip.status == "prepared":
+            self.prepared.append(skip)
+        if self.spool is not None:
+            self.spool.write(json.dumps(skip.as_dict(), ensure_ascii=False) + "\n")
+        if self.people and self.count <= self.SHOW:
+            _output.info(f"Skipping {_esc(skip.recipient)}: {_esc(skip.reason)}")
+
+    def finish(self) -> None:
+        if self.people and self.count > self.SHOW:
+            _output.info(f"… {self.count - self.SHOW} more letters skipped ({self.count} in all).")
+
+    def items(self) -> Iterator[dict[str, Any]]:
+        import json
+
+        if self.spool is None:
+            return
+        self.spool.seek(0)
+        for line in self.spool:
+            yield json.loads(line)
+
+    def close(self) -> None:
+        if self.spool is not None:
+            self.spool.close()
+
+
+def _summary(box: Outbox, report: DeliveryReport) -> None:
+    """A table for people (stderr): what was sent, what failed and why."""
+    from itertools import islice
+
+    from rich.table import Table
+
+    if not report.total:
+        return
+    if report.error is not None and not (report.sent or report.partial or report.failed):
+        _output.info(f"{report.deferred} letter(s) stay queued in the outbox; nothing was sent.")
+        return
+    problems_only = report.total > SUMMARY_ROWS
+    statuses = ("partial", "failed", "queued") if problems_only else ("sent", "partial", "failed", "queued")
+    style = {"sent": "green", "partial": "yellow", "failed": "red", "queued": "yellow"}
+    table = Table(title="Delivery", title_justify="left")
+    table.add_column("#", justify="right")
+    table.add_column("recipient")
+    table.add_column("to / cc")
+    table.add_column("status")
+    table.add_column("server reply / reason", overflow="fold")
+    for row in islice(box.batch_rows(report.batch, statuses), SUMMARY_ROWS):
+        table.add_row(
+            str(row.id),
+            _esc(row.recipient),
+            _esc(", ".join(row.rcpt)),
+            f"[{style[row.status]}]{row.status}[/]",
+            _esc(row.reply),
+        )
+    if table.row_count:
+        _output.err().print(table)
+    _output.info(
+        f"{report.sent} sent, {report.partial} partly refused, {report.failed} failed, "
+        f"{report.deferred} still queued"
+        + (" (only letters with a problem are listed)" if problems_only and table.row_count else "")
+    )
+
+
+def _compact(box: Outbox, queued: QueueResult, account: Account | None) -> None:
+    """What is about to go, one line per letter (send --yes on a terminal)."""
+    from itertools import islice
+
+    from rich.table import Table
+
+    if not queued.to_deliver:
+        return
+    sender = account.from_addr if account else "(no account yet)"
+    table = Table(title=f"Queued from {_esc(sender)}", title_justify="left")
+    table.add_column("#", justify="right")
+    table.add_column("recipient")
+    table.add_column("to / cc")
+    table.add_column("subject", overflow="ellipsis", no_wrap=True, max_width=50)
+    for row in islice(box.batch_rows(queued.batch, ("queued",)), SUMMARY_ROWS):
+        table.add_row(str(row.id), _esc(row.recipient), _esc(", ".join(row.rcpt)), _esc(row.subject))
+    _output.err().print(table)
+    if queued.to_deliver > SUMMARY_ROWS:
+        _output.info(f"… and {queued.to_deliver - SUMMARY_ROWS} more")
+
+
+def _by_hand_entries(
+    campaign: Campaign, queued: QueueResult, skips: _Skips, box: Outbox
+) -> list[dict[str, Any]]:
+    """Letters the signer must deliver: prepared now, or prepared earlier and not yet done."""
+    contacts = {c.id: c for c in campaign.contacts}
+    rows: list[tuple[Row, bool]] = [(r, False) for r in queued.prepared]
+    rows += [(box.get(s.row_id), True) for s in skips.prepared if s.row_id is not None]
+    entries: list[dict[str, Any]] = []
+    for row, earlier in rows:
+        c = contacts.get(row.recipient)
+        entries.append(
+            {
+                "id": row.id,
+                "recipient": row.recipient,
+                "recipient_name": row.recipient_name,
+                "channels": [ch for ch in (c.channels if c else ()) if ch != "email"],
+                "fax": c.fax if c else "",
+                "address": list(c.address) if c else [],
+                "web_form": list(c.web_form) if c else [],
+                "files": row.files,
+                "prepared_earlier": earlier,
+            }
+        )
+    return entries
+
+
+def _show_by_hand(entries: list[dict[str, Any]]) -> None:
+    from rich.table import Table
+
+    if not entries:
+        return
+    table = Table(title="Needs your hand", title_justify="left", show_lines=True)
+    table.add_column("#", justify="right")
+    table.add_column("recipient")
+    table.add_column("by")
+    table.add_column("fax", no_wrap=True)
+    table.add_column("postal address")
+    table.add_column("web form", overflow="fold")
+    for e in entries:
+        who = _esc(e["recipient_name"] or e["recipient"])
+        if e["prepared_earlier"]:
+            who += " [dim](prepared earlier)[/]"
+        table.add_row(
+            str(e["id"]),
+            who,
+            _esc(", ".join(e["channels"])),
+            _esc(e["fax"]),
+            _esc("\n".join(e["address"])),
+            _esc("\n".join(e["web_form"])),
+        )
+    _output.err().print(table)
+    for e in entries:
+        for kind, path in e["files"].items():
+            label = {"pdf": "to print or fax", "txt": "to paste into a web form"}.get(kind, kind)
+            _output.info(f"#{e['id']} {label}: {_esc(path)}")
+    _output.info(
+        "These recipients have no e-mail address: print and post or fax the PDF, or paste "
+        "the text into the web form. Then record it: letterkit log done ID --via fax|post|web"
+    )
+
+
+def copy_to_clipboard(text: str) -> str | None:
+    """Put ``text`` on the clipboard with the first tool available; its name, or None."""
+    import os
+    import shutil
+    import subprocess
+
+    candidates = []
+    if os.environ.get("WAYLAND_DISPLAY"):
+        candidates.append(["wl-copy"])
+    candidates += [
+        ["xclip", "-selection", "clipboard"],
+        ["xsel", "--clipboard", "--input"],
+        ["pbcopy"],
+        ["clip.exe"],
+    ]
+    for argv in candidates:
+        if shutil.which(argv[0]) is None:
+            continue
+        try:
+            subprocess.run(argv, input=text.encode("utf-8"), check=True, timeout=5, capture_output=True)
+        except (OSError, subprocess.SubprocessError):
+            continue
+        return argv[0]
+    return None
+
+
+def _open_forms(entries: list[dict[str, Any]]) -> None:
+    """Open each web form in the browser, with the letter's text on the clipboard."""
+    import webbrowser
+    from pathlib import Path
+
+    with_forms = [e for e in entries if e["web_form"]]
+    if not with_forms:
+        _output.info("No web forms to open.")
+        return
+    for n, e in enumerate(with_forms, 1):
+        txt = e["files"].get("txt")
+        tool = None
+        if txt:
+            try:
+                tool = copy_to_clipboard(Path(txt).read_text(encoding="utf-8"))
+            except OSError:
+                tool = None
+        if tool:
+            _output.info(f"The letter to {_esc(e['recipient'])} is on the clipboard ({tool}): paste it.")
+        else:
+            _output.info(
+                "No clipboard tool found (wl-copy, xclip, xsel, pbcopy, clip.exe): "
+                f"copy the text from {_esc(txt or 'the prepared .txt file')}"
+            )
+        for url in e["web_form"]:
+            if not webbrowser.open(url):
+                _output.warn(f"could not open a browser; open {url} yourself")
+        if n < len(with_forms) and _output.interactive():
+            typer.prompt("Press Enter for the next web form", default="", show_default=False, err=True)
+
+
+def _edited(
+    letters: Iterable[Letter], require_note: bool, on_empty: Callable[[Letter], None]
+) -> Iterator[Letter]:
+    """Open each letter in $EDITOR before it is queued.
+
+    Saving unchanged (or quitting) keeps the letter as it is; emptying it leaves
+    that letter out (reported as skipped).  When the campaign asks for personal
+    words, a letter left unchanged without a --note stops the whole send.
+    """
+    import click
+
+    from ..errors import InvalidValue
+
+    for letter in letters:
+        text = click.edit(letter.body, extension=".txt", require_save=False)
+        text = letter.body if text is None else text.replace("\r\n", "\n")
+        if not text.strip():
+            on_empty(letter)
+            continue
+        if "\x00" in text:
+            raise InvalidValue(f"the edited letter to {letter.contact.id} contains a NUL byte")
+        edited = letter.with_body(text)
+        if require_note and edited.verbatim:
+            raise InvalidValue(
+                f"the letter to {letter.contact.id} was left unchanged, and this campaign asks "
+                "for personal words",
+                hint="write a few lines of your own in each letter, or pass --note; nothing was queued",
+            )
+        yield edited
+
+
+def _warnings(campaign: Campaign, template: str, to: list[str], cc: list[str] | None) -> list[str]:
+    from ..compose import plan
+
+    out = []
+    if campaign.deadline_passed():
+        out.append(
+            f"this campaign asked for action before {campaign.act_before}; that date has passed — "
+            "check that the appeal is still current"
+        )
+    who = plan(campaign, template, to, cc)
+    stale = [c for c in [*who.primary, *who.copies] if c.is_stale()]
+    if stale:
+        dates = ", ".join(sorted({c.checked or "never" for c in stale}))
+        ids = ", ".join(c.id for c in stale)
+        out.append(f"contact data last checked {dates}: verify before relying on it ({ids})")
+    return out
+
+
+# --- send ------------------------------------------------------------------------------------
+
+_SEND_HELP = f"""Send a template's letters through your own mail account.
+
+Every letter is composed and checked first (nothing leaves if one is invalid),
+shown, and confirmed on a terminal (--yes skips the question; without a
+terminal --yes is required). Letters are written durably to the outbox, then
+delivered over one connection; an interrupted send is resumed by running it
+again or 'letterkit outbox flush'. Letters already sent (same campaign,
+template, recipient and signer) are skipped unless --resend.
+
+Recipients without e-mail (fax, post, web form) get a PDF and a text file under
+prepared/ and a 'Needs your hand' list at the end.  Without a mail account the
+letters stay queued until you add one and run 'letterkit outbox flush'.
+
+{_PATHS_HELP}
+"""
+
+
+@app.command(help=_SEND_HELP, short_help="Send letters through your own mail account.")
+def send(
+    template: Annotated[str, typer.Argument(help="Template name, e.g. protest.")],
+    to: ToOpt = None,
+    cc: Annotated[
+        list[str] | None,
+        typer.Option("--cc", help="Copies instead of the template's (repeatable): id or group:NAME."),
+    ] = None,
+    lang: LangOpt = None,
+    account: AccountOpt = None,
+    dry_run: Annotated[
+        bool,
+        typer.Option("--dry-run", help="Show exactly what would be sent, envelope included; change nothing."),
+    ] = False,
+    yes: YesOpt = False,
+    resend: Annotated[
+        bool, typer.Option("--resend", help="Send again letters the ledger says were sent already.")
+    ] = False,
+    note: NoteOpt = None,
+    note_file: NoteFileOpt = None,
+    edit: Annotated[
+        bool,
+        typer.Option(
+            "--edit",
+            help="Open each letter in $EDITOR before it is queued (save unchanged to keep it, "
+            "empty it to leave that letter out).",
+        ),
+    ] = False,
+    cosigners: CosignersOpt = None,
+    rate: RateOpt = None,
+    open_forms: Annotated[
+        bool,
+        typer.Option(
+            "--open-forms",
+            help="Open the web forms of recipients without e-mail, with the letter on the clipboard.",
+        ),
+    ] = False,
+    as_json: JsonOpt = False,
+    name: NameOpt = None,
+    email: EmailOpt = None,
+    city: CityOpt = None,
+    country: CountryOpt = None,
+    organisation: OrgOpt = None,
+) -> None:
+    import os
+
+    from ..compose import compose
+    from ..errors import InvalidValue, NotConfirmed
+
+    config = _output.load_config()
+    signer = _common.resolve_signer(config, name, email, city, country, organisation)
+    campaign = _output.load_campaign()
+    personal = _common.read_note(note, note_file)
+    if campaign.require_note and not personal and not edit:
+        raise InvalidValue(
+            f"campaign {campaign.id!r} asks every letter-writer to add personal words",
+            hint="pass --note 'your words', --note-file FILE or --edit; nothing was queued",
+        )
+    if edit and not (_output.interactive() or os.environ.get("VISUAL") or os.environ.get("EDITOR")):
+        raise InvalidValue(
+            "--edit needs an editor: there is no terminal and neither $VISUAL nor $EDITOR is set",
+            hint="set EDITOR (e.g. EDITOR=nano) or run on a terminal",
+        )
+    co = _common.read_cosigners(cosigners)
+    acct = config.account(account)
+    per_minute = parse_rate(rate, config.rate)
+    warnings = _warnings(campaign, template, list(to or ()), cc)
+    for w in warnings:
+        _output.warn(w)
+    interactive = _output.interactive()
+    if not dry_run and not yes and not interactive:
+        raise NotConfirmed(
+            "not sending without confirmation: there is no terminal to ask on",
+            hint="pass --yes to send, or --dry-run to see what would be sent; nothing was queued",
+        )
+    from ..outbox import Skipped
+
+    people = not as_json
+    skips = _Skips(people=people, keep=as_json)
+
+    def emptied(letter: Letter) -> None:
+        skips(Skipped(letter.key, letter.contact.id, letter.contact.name, "emptied in the editor"))
+
+    letters: Iterable[Letter] = compose(
+        campaign,
+        template,
+        signer,
+        to=to or (),
+        cc=cc,
+        language=lang,
+        note=personal,
+        cosigners=co,
+    )
+    if edit:
+        letters = _edited(letters, campaign.require_note, emptied)
+    base: dict[str, Any] = {
+        "campaign": campaign.id,
+        "template": template,
+        "account": acct.name if acct else None,
+        "dry_run": dry_run,
+        "deadline_passed": campaign.deadline_passed(),
+        "warnings": warnings,
+    }
+    if dry_run:
+        _dry_run(letters, acct, resend=resend, as_json=as_json, base=base)
+        return
+    box = _outbox()
+    try:
+        if not yes:
+            letters = list(letters)  # a person reads them all: a human-sized batch
+            if not _confirm_send(box, letters, acct, resend=resend):
+                raise NotConfirmed("you declined; nothing was queued or sent")
+            skips.people = False  # the skipped letters were listed with the preview
+        queued = box.queue(letters, account=acct, resend=resend, on_skip=skips)
+        skips.finish()
+        _finish_send(
+            box, campaign, queued, skips, acct, per_minute, yes, interactive, open_forms, as_json, base
+        )
+    finally:
+        skips.close()
+        box.close()
+
+
+def _confirm_send(box: Outbox, letters: list[Letter], acct: Account | None, *, resend: bool) -> bool:
+    """Show the letters (stderr) and ask; True to go on."""
+    from ._render import show_letters
+
+    fresh = []
+    for letter in letters:
+        reason, _row = box.skip_reason(letter, resend=resend)
+        if reason:
+            _output.info(f"Skipping {_esc(letter.contact.id)}: {_esc(reason)}")
+        else:
+            fresh.append(letter)
+    if not fresh:
+        return True  # nothing new: no question to ask (waiting letters of the batch still go)
+    from_addr = acct.from_addr if acct else None
+    show_letters(fresh, _output.err(), from_addr=from_addr)
+    n_mail = sum(1 for lt in fresh if lt.channel == "email")
+    n_hand = len(fresh) - n_mail
+    if acct is None:
+        what = f"Queue {n_mail} letter(s) in the outbox (no mail account is set up yet)"
+    else:
+        what = f"Send {n_mail} letter(s) from {acct.from_addr} through account {acct.name!r}"
+    if n_hand:
+        what += f" and prepare {n_hand} for delivery by hand"
+    return bool(typer.confirm(what + "?", default=False, err=True))
+
+
+def _finish_send(
+    box: Outbox,
+    campaign: Campaign,
+    queued: QueueResult,
+    skips: _Skips,
+    acct: Account | None,
+    per_minute: float,
+    yes: bool,
+    interactive: bool,
+    open_forms: bool,
+    as_json: bool,
+    base: dict[str, Any],
+) -> None:
+    people = not as_json
+    if people and yes and interactive:
+        _compact(box, queued, acct)
+    by_hand = _by_hand_entries(campaign, queued, skips, box)
+    report: DeliveryReport | None = None
+    if acct is not None and queued.to_deliver:
+        report = _deliver(
+            box,
+            acct,
+            batch=queued.batch,
+            rate=per_minute,
+            retry_failed=False,
+            show_progress=interactive and people,
+            allow_prompt=interactive,
+        )
+    if people:
+        if report is not None:
+            _summary(box, report)
+        _show_by_hand(by_hand)
+        if open_forms:
+            _open_forms(by_hand)
+        if acct is None and queued.to_deliver:
+            _output.info(
+                f"{queued.to_deliver} letter(s) are queued in the outbox ({_esc(box.paths.outbox)}). "
+                f"No mail account is set up yet: add yours with `{ADD_ACCOUNT_HINT}`, "
+                "then send them with `letterkit outbox flush`."
+            )
+        elif not queued.to_deliver and not by_hand:
+            _output.info("Nothing new to send.")
+    if as_json:
+        if open_forms:
+            _open_forms(by_hand)
+
+        def rows(*statuses: str) -> Iterator[dict[str, Any]]:
+            return (r.as_dict() for r in box.batch_rows(queued.batch, statuses))
+
+        emit_json_stream(
+            "send",
+            base,
+            {
+                "sent": rows("sent"),
+                "partial": rows("partial"),
+                "queued": rows("queued"),
+                "failed": rows("failed"),
+                "skipped": skips.items(),
+            },
+            {
+                "by_hand": by_hand,
+                "paths": box.paths.as_dict(),
+                "error": str(report.error) if report and report.error else None,
+            },
+        )
+    _exit_for(report)
+
+
+def _exit_for(report: DeliveryReport | None) -> None:
+    """Raise the batch's error (its own exit code), or exit 1 if any letter was not delivered."""
+    if report is None:
+        return
+    if report.error is not None:
+        raise report.error
+    if not report.ok:
+        n = report.failed + report.partial + report.deferred
+        _output.error(f"{n} letter(s) not (fully) delivered; see 'letterkit outbox' and 'letterkit log'")
+        raise typer.Exit(1)
+
+
+def _dry_run(
+    letters: Iterable[Letter],
+    acct: Account | None,
+    *,
+    resend: bool,
+    as_json: bool,
+    base: dict[str, Any],
+) -> None:
+    """Show every letter with its envelope and what send would do; write nothing."""
+    from ._render import letter_headers, show_letters
+
+    box = _outbox(readonly=True)
+    from_addr = acct.from_addr if acct else None
+    counts: dict[str, int] = {}
+
+    def plans() -> Iterator[tuple[Letter, str, str, dict[str, Any] | None]]:
+        for letter in letters:
+            reason, _row = box.skip_reason(letter, resend=resend)
+            if reason:
+                action = "skip"
+            elif letter.channel != "email":
+                action = "prepare"
+            else:
+                action = "send" if acct else "queue"
+            counts[action] = counts.get(action, 0) + 1
+            envelope = (
+                {"mail_from": from_addr, "rcpt_to": [*letter.to, *letter.cc]}
+                if letter.channel == "email"
+                else None
+            )
+            yield letter, action, reason, envelope
+
+    try:
+        if as_json:
+            items = (
+                {
+                    "action": action,
+                    "reason": reason,
+                    "recipient": letter.contact.id,
+                    "recipient_name": letter.contact.name,
+                    "channel": letter.channel,
+                    "subject": letter.subject,
+                    "headers": dict(letter_headers(letter, from_addr)),
+                    "envelope": envelope,
+                    "body": letter.body,
+                }
+                for letter, action, reason, envelope in plans()
+            )
+            emit_json_stream(
+                "send",
+                base,
+                {"letters": items},
+                {
+                    "sent": [],
+                    "partial": [],
+                    "queued": [],
+                    "failed": [],
+                    "skipped": [],
+                    "by_hand": [],
+                    "error": None,
+                },
+            )
+            return
+        from rich.text import Text
+
+        for letter, action, reason, envelope in plans():
+            show_letters([letter], _output.out(), from_addr=from_addr)
+            if envelope:
+                line = (
+                    f"Envelope: MAIL FROM:<{from_addr or 'your account address'}> "
+                    f"RCPT TO:{', '.join(f'<{a}>' for a in envelope['rcpt_to'])}"
+                )
+            else:
+                line = "By hand: a PDF and a text file would be written under prepared/"
+            verdict = {
+                "send": "would be sent",
+                "queue": "would be queued (no mail account yet)",
+                "prepare": "would be prepared for delivery by hand",
+                "skip": f"would be skipped: {reason}",
+            }[action]
+            _output.out().print(Text(f"{line}\n→ {verdict}\n"))
+    finally:
+        box.close()
+    summary = ", ".join(f"{n} to {a}" for a, n in counts.items()) or "no letters"
+    _output.info(f"Dry run: {summary}. Nothing was queued or sent.")
+
+
+# --- outbox ----------------------------------------------------------------------------------
+
+outbox_app = typer.Typer(
+    help=f"Letters waiting to be sent (queued) or refused (failed), and why. {_PATHS_HELP}",
+    invoke_without_command=True,
+    no_args_is_help=False,
+)
+app.add_typer(outbox_app, name="outbox")
+
+
+def _row_cells(row: Row) -> list[str]:
+    return [
+        str(row.id),
+        row.status,
+        row.recipient,
+        ", ".join(row.rcpt),
+        row.subject,
+        row.queued_at,
+        row.sent_at,
+        row.reason or row.reply,
+    ]
+
+
+def _print_rows(rows: Iterable[Row], title: str, *, when: str) -> None:
+    """Rows as a table on a terminal, tab-separated lines (streamed) when piped."""
+    headers = ["id", "status", "recipient", "to", "subject", "queued_at", "sent_at", "reason"]
+    if not sys.stdout.isatty():
+        _output.emit_tsv([headers])
+        for r in rows:
+            _output.emit_tsv([_row_cells(r)])
+        return
+    from rich.table import Table
+
+    table = Table(title=title, title_justify="left")
+    table.add_column("#", justify="right")
+    table.add_column("status")
+    table.add_column("recipient")
+    table.add_column("to / by")
+    table.add_column("subject", overflow="ellipsis", no_wrap=True, max_width=40)
+    table.add_column(when, no_wrap=True)
+    table.add_column("reason / reply", overflow="fold")
+    for r in rows:
+        table.add_row(
+            str(r.id),
+            r.status,
+            _esc(r.recipient),
+            _esc(", ".join(r.rcpt) if r.channel == "email" else r.channel),
+            _esc(r.subject),
+            _esc((r.sent_at if when == "sent" else r.queued_at)[:16].replace("T", " ")),
+            _esc(r.reason or r.reply),
+        )
+    _output.out().print(table)
+
+
+@outbox_app.callback()
+def outbox(ctx: typer.Context, as_json: JsonOpt = False) -> None:
+    """List the letters in the outbox (queued or failed) with the reason."""
+    from ..outbox import IN_OUTBOX
+
+    if ctx.invoked_subcommand:
+        return
+    box = _outbox()
+    try:
+        exists = box.paths.ledger.exists()
+        if exists:
+            box.reconcile_if_free()
+        rows = box.iter_rows(IN_OUTBOX) if exists else iter(())
+        if as_json:
+            emit_json_stream(
+                "outbox", {"paths": box.paths.as_dict()}, {"letters": (r.as_dict() for r in rows)}
+            )
+            return
+        queued = box.count(("queued",)) if exists else 0
+        failed = box.count(("failed",)) if exists else 0
+        if queued or failed:
+            _print_rows(rows, "Outbox", when="queued")
+            _output.info(
+                f"{queued} queued, {failed} failed — in {_esc(box.paths.outbox)}. "
+                "Send with: letterkit outbox flush"
+                + (" (--retry-failed to try the failed ones again)" if failed else "")
+            )
+        else:
+            _output.info(f"The outbox is empty ({_esc(box.paths.outbox)}).")
+    finally:
+        box.close()
+
+
+@outbox_app.command("flush")
+def outbox_flush(
+    account: AccountOpt = None,
+    yes: YesOpt = False,
+    rate: RateOpt = None,
+    retry_failed: Annotated[
+        bool, typer.Option("--retry-failed", help="Also retry letters the server refused before.")
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Deliver the letters waiting in the outbox through your mail account."""
+    from itertools import islice
+
+    from ..errors import ConfigError, NotConfirmed
+    from ..outbox import IN_OUTBOX
+
+    config = _output.load_config()
+    acct = config.account(account)
+    if acct is None:
+        raise ConfigError("no mail account is set up", hint=f"add yours with: {ADD_ACCOUNT_HINT}")
+    per_minute = parse_rate(rate, config.rate)
+    statuses = IN_OUTBOX if retry_failed else ("queued",)
+    box = _outbox()
+    try:
+        if box.paths.ledger.exists():
+            box.reconcile_if_free()
+        waiting = box.count(statuses) if box.paths.ledger.exists() else 0
+        interactive = _output.interactive()
+        if waiting and not yes:
+            if not interactive:
+                raise NotConfirmed(
+                    "not sending without confirmation: there is no terminal to ask on",
+                    hint="pass --yes",
+                )
+            _print_rows(islice(box.iter_rows(statuses), SUMMARY_ROWS), "Outbox", when="queued")
+            if not typer.confirm(
+                f"Send {waiting} letter(s) from {acct.from_addr} through account {acct.name!r}?",
+                default=False,
+                err=True,
+            ):
+                raise NotConfirmed("you declined; the letters stay in the outbox")
+        report = _deliver(
+            box,
+            acct,
+            batch=None,
+            rate=per_minute,
+            retry_failed=retry_failed,
+            show_progress=interactive and not as_json,
+            allow_prompt=interactive,
+        )
+        if as_json:
+
+            def rows(status: str) -> Iterator[dict[str, Any]]:
+                return (r.as_dict() for r in box.batch_rows(report.batch, (status,)))
+
+            emit_json_stream(
+                "outbox-flush",
+                {"account": acct.name},
+                {
+                    "sent": rows("sent"),
+                    "partial": rows("partial"),
+                    "failed": rows("failed"),
+                    "queued": rows("queued"),
+                },
+                {"error": str(report.error) if report.error else None},
+            )
+        elif not report.total:
+            failed = box.count(("failed",))
+            _output.info(
+                "Nothing to send: the outbox is empty."
+                if not failed
+                else f"Nothing queued; {failed} failed letter(s) are retried with --retry-failed."
+            )
+        else:
+            _summary(box, report)
+    finally:
+        box.close()
+    _exit_for(report)
+
+
+@outbox_app.command("drop")
+def outbox_drop(
+    ids: Annotated[
+        list[int], typer.Argument(metavar="ID...", help="Letter number(s) from 'letterkit outbox'.")
+    ],
+) -> None:
+    """Remove letters from the outbox (they are not sent; the ledger forgets them)."""
+    box = _outbox()
+    try:
+        for row_id in ids:
+            row = box.drop(row_id)
+            _output.info(f"Dropped #{row.id} to {_esc(row.recipient)} ({row.status}).")
+    finally:
+        box.close()
+
+
+# --- log ---------------------------------------------------------------------------------------
+
+log_app = typer.Typer(
+    help="What was sent, prepared or delivered by hand (the ledger).",
+    invoke_without_command=True,
+    no_args_is_help=False,
+)
+app.add_typer(log_app, name="log")
+
+
+@log_app.callback()
+def log(
+    ctx: typer.Context,
+    campaign: Annotated[str | None, typer.Option("--campaign-id", help="Only this campaign id.")] = None,
+    limit: Annotated[int | None, typer.Option("--limit", help="Only the last N letters.")] = None,
+    show_all: Annotated[bool, typer.Option("--all", help="Also letters still queued or failed.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """List the letters sent (or partly refused), prepared by hand and delivered by hand."""
+    from ..outbox import DELIVERED, STATUSES
+
+    if ctx.invoked_subcommand:
+        return
+    box = _outbox(readonly=True)
+    statuses = STATUSES if show_all else DELIVERED
+    try:
+        rows: Iterable[Row] = (
+            box.rows(statuses, campaign=campaign, limit=limit)
+            if limit
+            else box.iter_rows(statuses, campaign=campaign)
+        )
+        if as_json:
+            emit_json_stream("log", {"paths": box.paths.as_dict()}, {"letters": (r.as_dict() for r in rows)})
+            return
+        from itertools import chain
+
+        it = iter(rows)
+        first = next(it, None)
+        if first is None:
+            _output.info("Nothing sent yet." if not (campaign or show_all) else "No letters match.")
+        else:
+            _print_rows(chain([first], it), "Ledger", when="sent")
+    finally:
+        box.close()
+
+
+@log_app.command("done")
+def log_done(
+    row_id: Annotated[int, typer.Argument(metavar="ID", help="Letter number from 'letterkit log'.")],
+    via: Annotated[str, typer.Option("--via", metavar="fax|post|web", help="How you delivered it.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Record that you delivered a prepared letter by fax, post or web form."""
+    box = _outbox()
+    try:
+        row = box.mark_done(row_id, via)
+    finally:
+        box.close()
+    if as_json:
+        _output.emit_json("log-done", {"letter": row.as_dict()})
+    else:
+        _output.info(f"Recorded: #{row.id} to {_esc(row.recipient)} delivered by {via}.")
+
+
+# --- account ------------------------------------------------------------------------------------
+
+account_app = typer.Typer(
+    help="Your SMTP mail accounts (in config.toml; passwords never are: they stay in the OS "
+    "keyring, $LETTERKIT_SMTP_PASSWORD or a password_command).",
+    no_args_is_help=True,
+)
+app.add_typer(account_app, name="account")
+
+
+def _read_password_stdin() -> str:
+    """One line from standard input (typed hidden when stdin is a terminal)."""
+    from ..errors import CredentialError
+
+    if sys.stdin.isatty():
+        import getpass
+
+        line = getpass.getpass("Password (stored in the OS keyring): ")
+    else:
+        line = sys.stdin.readline()
+    password = line.rstrip("\r\n")
+    if not password:
+        raise CredentialError("--password-stdin: no password on standard input; nothing was saved")
+    return password
+
+
+@account_app.command("add")
+def account_add(
+    name: Annotated[str, typer.Argument(help="A short name for the account, e.g. personal.")],
+    preset: Annotated[
+        str | None,
+        typer.Option("--preset", help=f"Fill host, port and security for: {', '.join(PRESETS)}."),
+    ] = None,
+    host: Annotated[str | None, typer.Option("--host", help="SMTP server, e.g. smtp.example.org.")] = None,
+    port: Annotated[
+        int | None, typer.Option("--port", help="Port (default: 587 starttls, 465 tls, 25 none).")
+    ] = None,
+    security: Annotated[
+        str | None,
+        typer.Option("--security", metavar="starttls|tls|none", help="Encryption (default starttls)."),
+    ] = None,
+    username: Annotated[
+        str | None, typer.Option("--username", help="Login name (default: the --from address).")
+    ] = None,
+    from_addr: Annotated[
+        str | None,
+        typer.Option("--from", help="Your own address: letters go From it (default: --username)."),
+    ] = None,
+    ca_file: Annotated[
+        str | None, typer.Option("--ca-file", help="PEM file of a private CA to trust.")
+    ] = None,
+    password_stdin: Annotated[
+        bool,
+        typer.Option("--password-stdin", help="Read the password from standard input into the OS keyring."),
+    ] = False,
+    password_command: Annotated[
+        str | None,
+        typer.Option("--password-command", help="Command printing the password, e.g. 'pass show mail'."),
+    ] = None,
+    no_login: Annotated[
+        bool, typer.Option("--no-login", help="The server needs no login (no AUTH).")
+    ] = False,
+    timeout: Annotated[float, typer.Option("--timeout", help="Seconds to wait for the server.")] = 30.0,
+    default: Annotated[bool, typer.Option("--default", help="Make it the default account.")] = False,
+    replace: Annotated[
+        bool, typer.Option("--replace", help="Replace an account of that name (e.g. a new password).")
+    ] = False,
+) -> None:
+    """Add your SMTP account (the password goes to the OS keyring, never to a file)."""
+    from pathlib import Path
+
+    from ..config import DEFAULT_PORTS, Account, save_config
+    from ..errors import ConfigError, InvalidValue
+
+    config = _output.load_config()
+    if name in config.accounts and not replace:
+        raise ConfigError(
+            f"an account named {name!r} exists already",
+            hint=f"pass --replace to change it, or remove it: letterkit account remove {name}",
+        )
+    if password_stdin and password_command:
+        raise InvalidValue("give --password-stdin or --password-command, not both")
+    chosen: dict[str, Any] = {}
+    if preset:
+        if preset.lower() not in PRESETS:
+            raise InvalidValue(f"unknown preset {preset!r}", hint=f"known: {', '.join(PRESETS)}")
+        chosen = dict(PRESETS[preset.lower()])
+    sec = security or chosen.get("security") or "starttls"
+    server = host or chosen.get("host")
+    if not server:
+        raise InvalidValue("--host is required (or a --preset)", hint=f"e.g. {ADD_ACCOUNT_HINT}")
+    sender = from_addr or (username if username and "@" in username else "")
+    login = "" if no_login else (username or sender)
+    acct = Account(
+        name=name,
+        host=server,
+        port=port or (chosen.get("port") if not security else None) or DEFAULT_PORTS.get(sec, 587),
+        security=sec,
+        username=login,
+        from_addr=sender,
+        ca_file=str(Path(ca_file).expanduser().resolve()) if ca_file else "",
+        password_command=password_command or "",
+        timeout=timeout,
+    ).validated()
+    stored = ""
+    if password_stdin:
+        from ..credentials import store_password
+
+        if not login:
+            raise InvalidValue("--password-stdin with --no-login: there is no login to use it for")
+        store_password(name, _read_password_stdin())  # raises before anything is saved
+        stored = "in the OS keyring"
+    first = not config.accounts
+    config.accounts[name] = acct
+    if default or first:
+        config.default_account = name
+    try:
+        path = save_config(config)
+    except ConfigError:
+        if stored:
+            from ..credentials import delete_password
+
+            delete_password(name)
+        raise
+    if not stored:
+        if not login:
+            stored = "not needed (no login)"
+        elif password_command:
+            stored = f"from {password_command!r}"
+        else:
+            stored = (
+                "not stored: you will be asked, or set LETTERKIT_SMTP_PASSWORD "
+                f"(or store it: letterkit account add {name} ... --password-stdin --replace)"
+            )
+    _output.info(
+        f"Account {_esc(name)} saved in {_esc(path)}: {_esc(acct.host)}:{acct.port} ({acct.security}), "
+        f"From {_esc(acct.from_addr)}; password {_esc(stored)}."
+    )
+    if chosen.get("note"):
+        _output.info(_esc(chosen["note"]) + ".")
+    _output.info(f"Check it with: letterkit account test {_esc(name)}")
+    _hint_waiting()
+
+
+def _hint_waiting() -> None:
+    from ..config import data_dir
+    from ..outbox import Paths
+
+    if not Paths.under(data_dir()).ledger.exists():
+        return
+    box = _outbox(readonly=True)
+    try:
+        waiting = box.count(("queued",))
+    finally:
+        box.close()
+    if waiting:
+        _output.info(f"{waiting} letter(s) wait in the outbox: send them with: letterkit outbox flush")
+
+
+@account_app.command("list")
+def account_list(as_json: JsonOpt = False) -> None:
+    """List your mail accounts and where each password comes from."""
+    from ..config import config_path
+    from ..credentials import password_source
+    from ..errors import ConfigError
+
+    config = _output.load_config()
+    try:
+        chosen = config.account()
+    except ConfigError:  # several accounts, none the default (or $LETTERKIT_ACCOUNT unknown)
+        chosen = None
+    default = chosen.name if chosen else ""
+    items = []
+    for acct in sorted(config.accounts.values(), key=lambda a: a.name):
+        items.append(
+            {
+                "name": acct.name,
+                **acct.as_dict(),
+                "default": acct.name == default,
+                "password": password_source(acct) if acct.username else "none",
+            }
+        )
+    if as_json:
+        _output.emit_json(
+            "accounts",
+            {"config": str(config.path or config_path()), "default": default or None, "accounts": items},
+        )
+        return
+    if not items:
+        _output.info(f"No mail account yet. Add yours with: {ADD_ACCOUNT_HINT}")
+        return
+    headers = ["name", "host", "port", "security", "username", "from", "password", "default"]
+    cells = [
+        [i["name"], i["host"], str(i["port"]), i["security"], i["username"], i["from"], i["password"],
+         "yes" if i["default"] else ""]
+        for i in items
+    ]  # fmt: skip
+    if not sys.stdout.isatty():
+        _output.emit_tsv([headers, *cells])
+        return
+    from rich.table import Table
+
+    table = Table(title="Mail accounts", title_justify="left")
+    for h in headers:
+        table.add_column(h)
+    for row in cells:
+        table.add_row(*(_esc(c) for c in row))
+    _output.out().print(table)
+
+
+@account_app.command("test")
+def account_test(
+    name: Annotated[str | None, typer.Argument(help="Account name (default: the default account).")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Connect, check TLS and the password, then quit without sending anything."""
+    from ..errors import ConfigError, LetterkitError
+
+    config = _output.load_config()
+    acct = config.account(name)
+    if acct is None:
+        raise ConfigError("no mail account is set up", hint=f"add yours with: {ADD_ACCOUNT_HINT}")
+    transport = _transport(acct, allow_prompt=_output.interactive())
+    steps: list[str] = []
+    try:
+        transport.check(steps)
+    except LetterkitError as exc:
+        if as_json:
+            _output.emit_json(
+                "account-test", {"account": acct.name, "ok": False, "steps": steps, "error": str(exc)}
+            )
+        else:
+            for step in steps:
+                _output.info(f"[green]✓[/] {_esc(step)}")
+        raise
+    if as_json:
+        _output.emit_json("account-test", {"account": acct.name, "ok": True, "steps": steps, "error": None})
+        return
+    for step in steps:
+        _output.info(f"[green]✓[/] {_esc(step)}")
+    _output.info(f"Account {_esc(acct.name)} works.")
+
+
+@account_app.command("remove")
+def account_remove(
+    name: Annotated[str, typer.Argument(help="Account name.")],
+) -> None:
+    """Remove an account from config.toml and its password from the OS keyring."""
+    from ..config import save_config
+    from ..credentials import delete_password
+    from ..errors import ConfigError, CredentialError
+
+    config = _output.load_config()
+    if name not in config.accounts:
+        known = ", ".join(sorted(config.accounts)) or "none"
+        raise ConfigError(f"no account named {name!r} (known: {known})")
+    del config.accounts[name]
+    if config.default_account == name:
+        config.default_account = ""
+    save_config(config)
+    try:
+        had = delete_password(name)
+    except CredentialError as exc:
+        _output.warn(f"could not reach the keyring to delete the password: {exc}")
+        had = False
+    _output.info(f"Account {_esc(name)} removed" + (" with its password from the keyring." if had else "."))

@@ -1,0 +1,185 @@
+"""Passwords for SMTP accounts, from the sources the user chose, never from a file of ours.
+
+Sources, in order (:func:`get_password`):
+
+1. ``$LETTERKIT_SMTP_PASSWORD`` (scripts, CI);
+2. the account's ``password_command`` (e.g. ``pass show mail``), run without a
+   shell; the first line of its output is the password;
+3. the OS keyring, service ``letterkit``, user name = the account's name
+   (``letterkit account add NAME --password-stdin`` stores it there);
+4. a hidden prompt, only when a person is at the terminal.
+
+This is the only module that imports :mod:`keyring`.  A machine without a usable
+keyring backend (a headless server) gets a :class:`CredentialError` naming the
+other sources, never a keyring traceback.  A password lives in local variables
+only: it is never logged, written to a file, put in an exception or a repr.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING
+
+from .errors import CredentialError
+
+if TYPE_CHECKING:
+    from .config import Account
+
+SERVICE = "letterkit"
+ENV_PASSWORD = "LETTERKIT_SMTP_PASSWORD"
+COMMAND_TIMEOUT = 60.0  # seconds a password_command may take (it may ask for a passphrase)
+
+NO_KEYRING_HINT = (
+    f"set {ENV_PASSWORD} or password_command in the account "
+    "(letterkit account add NAME ... --password-command 'pass show mail')"
+)
+
+
+def _no_keyring() -> CredentialError:
+    return CredentialError("no usable keyring backend on this machine", hint=NO_KEYRING_HINT)
+
+
+def _keyring_errors() -> tuple[type[BaseException], ...]:
+    from keyring.errors import KeyringError
+
+    # The "fail" backend raises NoKeyringError (a RuntimeError); some platform
+    # backends raise a bare RuntimeError or OSError when their service is absent.
+    return (KeyringError, RuntimeError, OSError)
+
+
+def password_from_command(command: str, account_name: str = "") -> str:
+    """Run ``command`` (no shell) and return the first line of its output.
+
+    A failure names the command, never its output (which might be a password).
+    """
+    import shlex
+    import subprocess
+
+    where = f"account {account_name!r}: " if account_name else ""
+    try:
+        argv = shlex.split(command)
+    except ValueError as exc:
+        raise CredentialError(f"{where}cannot parse password_command {command!r}: {exc}") from None
+    if not argv:
+        raise CredentialError(f"{where}password_command is empty")
+    try:
+        proc = subprocess.run(
+            argv,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            timeout=COMMAND_TIMEOUT,
+            check=False,
+        )
+    except FileNotFoundError:
+        raise CredentialError(
+            f"{where}password_command {command!r}: {argv[0]} not found",
+            hint="install it or fix the command in config.toml",
+        ) from None
+    except subprocess.TimeoutExpired:
+        raise CredentialError(
+            f"{where}password_command {command!r} did not finish within {COMMAND_TIMEOUT:.0f}s"
+        ) from None
+    except OSError as exc:
+        raise CredentialError(f"{where}cannot run password_command {command!r}: {exc.strerror}") from None
+    if proc.returncode != 0:
+        raise CredentialError(
+            f"{where}password_command {command!r} failed (exit status {proc.returncode})",
+            hint="run it yourself to see why",
+        )
+    lines = proc.stdout.decode("utf-8", errors="replace").splitlines()
+    password = lines[0].rstrip("\r") if lines else ""
+    if not password:
+        raise CredentialError(f"{where}password_command {command!r} printed nothing")
+    return password
+
+
+def password_from_keyring(account_name: str) -> str | None:
+    """The keyring's password for the account, or None; CredentialError if no keyring works."""
+    import keyring
+
+    try:
+        return keyring.get_password(SERVICE, account_name)
+    except _keyring_errors():
+        raise _no_keyring() from None
+
+
+def get_password(account: Account, *, interactive: bool) -> str:
+    """The account's password from the first source that has one (see the module doc).
+
+    ``interactive`` allows a hidden prompt on the terminal as the last resort.
+    """
+    env = os.environ.get(ENV_PASSWORD)
+    if env:
+        return env
+    if account.password_command:
+        return password_from_command(account.password_command, account.name)
+    keyring_problem: CredentialError | None = None
+    try:
+        stored = password_from_keyring(account.name)
+    except CredentialError as exc:
+        stored, keyring_problem = None, exc
+    if stored:
+        return stored
+    if interactive:
+        import getpass
+
+        who = account.username or account.name
+        try:
+            typed = getpass.getpass(f"Password for {who} at {account.host}: ")
+        except (EOFError, KeyboardInterrupt):
+            typed = ""
+        if typed:
+            return typed
+        raise CredentialError(f"no password given for account {account.name!r}")
+    if keyring_problem is not None:
+        raise keyring_problem
+    raise CredentialError(
+        f"no password for account {account.name!r}",
+        hint=f"store one with: letterkit account add {account.name} ... --password-stdin --replace, "
+        f"or set {ENV_PASSWORD}, or a password_command",
+    )
+
+
+def password_source(account: Account) -> str:
+    """Where :func:`get_password` would look first: env, command, keyring, prompt or none.
+
+    Never reveals or runs anything; a keyring without the password counts as "prompt".
+    """
+    if os.environ.get(ENV_PASSWORD):
+        return "env"
+    if account.password_command:
+        return "command"
+    try:
+        if password_from_keyring(account.name):
+            return "keyring"
+    except CredentialError:
+        return "unavailable"
+    return "prompt"
+
+
+def store_password(account_name: str, password: str) -> None:
+    """Keep ``password`` in the OS keyring (service ``letterkit``, user ``account_name``)."""
+    import keyring
+
+    if not password:
+        raise CredentialError("the password is empty; nothing was stored")
+    if any(c in password for c in "\r\n\x00"):
+        raise CredentialError("the password contains a line break or NUL byte; nothing was stored")
+    try:
+        keyring.set_password(SERVICE, account_name, password)
+    except _keyring_errors():
+        raise _no_keyring() from None
+
+
+def delete_password(account_name: str) -> bool:
+    """Remove the account's password from the keyring; False if there was none."""
+    import keyring
+    from keyring.errors import PasswordDeleteError
+
+    try:
+        keyring.delete_password(SERVICE, account_name)
+    except PasswordDeleteError:
+        return False
+    except _keyring_errors():
+        raise _no_keyring() from None
+    return True

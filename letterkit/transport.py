@@ -1,0 +1,528 @@
+"""SMTP delivery through the user's own account (the only module that uses smtplib and ssl).
+
+:class:`SmtpTransport` keeps **one** connection for a whole batch and
+reconnects when the server drops it.  Security follows the account:
+
+* ``starttls`` (port 587): plain connect, then STARTTLS (required: a server
+  that does not offer it is refused), certificate and host name verified;
+* ``tls`` (port 465): TLS from the first byte, verified the same way;
+* ``none``: no encryption; AUTH is refused unless the host is loopback
+  (127.0.0.0/8, ::1, localhost), so a password never crosses a network in clear.
+
+``account.ca_file`` adds a private CA to the trusted ones.
+
+Failures are sorted into three kinds:
+
+* per letter, permanent (5xx): :meth:`SmtpTransport.send` returns a
+  :class:`DeliveryResult` with status ``failed`` and the server's reason; some
+  recipients refused but others accepted: ``partial``;
+* temporary (4xx, a dropped connection, a timeout): retried with exponential
+  back-off (base delay ``$LETTERKIT_RETRY_DELAY`` seconds, default 2); still
+  failing after the retries: ``deferred`` (the letter stays queued);
+* the account or the server itself: :class:`TransportError` (TLS, certificate,
+  authentication: exit code 2) or :class:`ServerUnreachable` (cannot connect
+  after the retries: exit code 1).  The caller stops the batch; letters stay
+  queued.
+
+No password is ever put in an exception, a log line or a repr: it is fetched
+from the ``password_provider`` just before AUTH and kept in a local variable.
+smtplib's debug output (which would print AUTH lines) is never switched on.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Sequence
+from contextlib import suppress
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal, Protocol
+
+from .errors import LetterkitError, TransportError
+from .validation import check_address
+
+if TYPE_CHECKING:
+    import smtplib
+
+    from .config import Account
+
+Status = Literal["sent", "partial", "failed", "deferred"]
+RETRY_DELAY_ENV = "LETTERKIT_RETRY_DELAY"
+DEFAULT_RETRY_DELAY = 2.0
+DEFAULT_RETRIES = 3
+
+
+class ServerUnreachable(TransportError):
+    """The server cannot be reached now (refused, timed out, dropped): try again later.
+
+    ``transient`` is False when retrying at once is pointless (connection
+    refused, unknown host): :meth:`SmtpTransport.open` then gives up at the
+    first attempt; a reconnection in the middle of a batch still retries.
+    """
+
+    exit_code = 1
+
+    def __init__(self, message: str, *, hint: str | None = None, transient: bool = True) -> None:
+        super().__init__(message, hint=hint)
+        self.transient = transient
+
+
+@dataclass(frozen=True)
+class DeliveryResult:
+    """What happened to one message.
+
+    ``status``: ``sent`` (every recipient accepted), ``partial`` (some refused:
+    see ``refused``), ``failed`` (permanently refused: ``reply`` says why) or
+    ``deferred`` (temporary failure after all retries: try again later).
+    ``reply`` is the server's final answer, e.g. ``250 2.0.0 Ok: queued as 4F2A``.
+    """
+
+    status: Status
+    reply: str = ""
+    refused: dict[str, tuple[int, str]] = field(default_factory=dict)
+    attempts: int = 1
+
+    @property
+    def delivered(self) -> bool:
+        """True when the server took the message for at least one recipient."""
+        return self.status in ("sent", "partial")
+
+
+class Transport(Protocol):
+    """What :meth:`letterkit.outbox.Outbox.deliver` needs from a transport."""
+
+    account: Account
+
+    def open(self) -> None: ...
+
+    def send(self, message: bytes, mail_from: str, rcpt_to: Sequence[str]) -> DeliveryResult: ...
+
+    def close(self) -> None: ...
+
+
+def retry_delay() -> float:
+    """The base back-off delay in seconds ($LETTERKIT_RETRY_DELAY, default 2)."""
+    raw = os.environ.get(RETRY_DELAY_ENV, "")
+    try:
+        return max(0.0, float(raw)) if raw else DEFAULT_RETRY_DELAY
+    except ValueError:
+        return DEFAULT_RETRY_DELAY
+
+
+def is_loopback(host: str) -> bool:
+    """True for 127.0.0.0/8, ::1 and localhost names."""
+    import ipaddress
+
+    name = host.strip().strip("[]").lower().rstrip(".")
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+def to_crlf(data: bytes) -> bytes:
+    """Line endings as SMTP wants them (CRLF), whatever the stored file used."""
+    if b"\r\n" in data:
+        data = data.replace(b"\r\n", b"\n")
+    return data.replace(b"\n", b"\r\n")
+
+
+class _Temporary(Exception):
+    """Internal: a temporary failure of one attempt (retry after a pause)."""
+
+    def __init__(self, reason: str, *, reconnect: bool = False) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.reconnect = reconnect
+
+
+def _reply(code: int, message: bytes | str) -> str:
+    text = message.decode("utf-8", errors="replace") if isinstance(message, bytes) else message
+    return f"{code} {' '.join(text.split())}".strip()
+
+
+class SmtpTransport:
+    """One SMTP connection of the user's own account, reused for a batch of messages.
+
+    ``password_provider`` is called (once per connection, at AUTH time) only when
+    the account has a user name; e.g.
+    ``lambda: credentials.get_password(account, interactive=False)``.
+    """
+
+    def __init__(
+        self,
+        account: Account,
+        password_provider: Callable[[], str] | None = None,
+        *,
+        retries: int = DEFAULT_RETRIES,
+        backoff: float | None = None,
+        timeout: float | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.account = account
+        self._password_provider = password_provider
+        self.retries = max(0, retries)
+        self.backoff = retry_delay() if backoff is None else max(0.0, backoff)
+        self.timeout = timeout or account.timeout
+        self._sleep = sleep
+        self._smtp: smtplib.SMTP | None = None
+        self.tls_version = ""
+        self.authenticated = False
+
+    def __repr__(self) -> str:
+        a = self.account
+        state = "open" if self._smtp is not None else "closed"
+        return f"<SmtpTransport {a.name} {a.host}:{a.port} {a.security} {state}>"
+
+    @property
+    def where(self) -> str:
+        return f"{self.account.host}:{self.account.port}"
+
+    # --- connection ------------------------------------------------------------------
+
+    def _context(self) -> Any:
+        import ssl
+
+        try:
+            ctx = ssl.create_default_context(cafile=self.account.ca_file or None)
+        except (OSError, ssl.SSLError) as exc:
+            raise TransportError(
+                f"account {self.account.name!r}: cannot load CA file {self.account.ca_file}: "
+                f"{getattr(exc, 'strerror', None) or exc}",
+                hint="pass a PEM file with the CA certificate to --ca-file",
+            ) from None
+        ctx.check_hostname = True
+        ctx.verify_mode = ssl.CERT_REQUIRED
+        return ctx
+
+    def _map_os_error(self, exc: BaseException, step: str) -> TransportError:
+        """Turn a socket/TLS exception into a TransportError with host:port and a fix."""
+        import smtplib
+        import socket
+        import ssl
+
+        where = self.where
+        if isinstance(exc, ssl.SSLCertVerificationError):
+            detail = exc.verify_message or str(exc)
+            return TransportError(
+                f"{where}: untrusted certificate ({detail})",
+                hint="if the server uses a private CA, add it with --ca-file CA.pem "
+                "(letterkit account add ... --replace); check the host name matches the certificate",
+            )
+        if isinstance(exc, ssl.SSLError):
+            return TransportError(
+                f"{where}: TLS failed during {step} ({exc.reason or exc})",
+                hint="check --security: port 465 uses tls, port 587 uses starttls",
+            )
+        if isinstance(exc, socket.gaierror):
+            return ServerUnreachable(
+                f"cannot connect to {where}: unknown host {self.account.host!r}",
+                hint="check the host name and your network; letters stay queued: letterkit outbox flush",
+                transient=False,
+            )
+        if isinstance(exc, ConnectionRefusedError):
+            return ServerUnreachable(
+                f"cannot connect to {where}: connection refused",
+                hint="is the server running and the port right? Letters stay queued: letterkit outbox flush",
+                transient=False,
+            )
+        if isinstance(exc, TimeoutError):
+            return ServerUnreachable(
+                f"{where}: timed out after {self.timeout:g}s during {step}",
+                hint="check the host, port and your network; letters stay queued: letterkit outbox flush",
+            )
+        if isinstance(exc, smtplib.SMTPServerDisconnected | ConnectionError):
+            return ServerUnreachable(
+                f"{where}: the server dropped the connection during {step}",
+                hint="try again later: letterkit outbox flush",
+            )
+        if isinstance(exc, OSError):
+            return ServerUnreachable(
+                f"cannot connect to {where}: {exc.strerror or exc}",
+                hint="check the host, port and your network; letters stay queued: letterkit outbox flush",
+            )
+        return TransportError(f"{where}: {exc}")
+
+    def _connect(self, steps: list[str] | None = None) -> smtplib.SMTP:
+        """Connect, secure and authenticate one connection (no retries)."""
+        import smtplib
+
+        a = self.account
+        note = steps.append if steps is not None else (lambda _s: None)
+        smtp: smtplib.SMTP | None = None
+        step = "connect"
+        try:
+            if a.security == "tls":
+                step = "TLS handshake"
+                smtp = smtplib.SMTP_SSL(a.host, a.port, timeout=self.timeout, context=self._context())
+                note(f"connected to {self.where} with TLS")
+            else:
+                smtp = smtplib.SMTP(a.host, a.port, timeout=self.timeout)
+                note(f"connected to {self.where}")
+            step = "EHLO"
+            code, msg = smtp.ehlo()
+            if code != 250:
+                smtp.helo()
+            if a.security == "starttls":
+                if not smtp.has_extn("starttls"):
+                    raise TransportError(
+                        f"{self.where}: the server does not offer STARTTLS",
+                        hint="use --security tls (usually port 465), or check host and port",
+                    )
+                step = "STARTTLS"
+                code, msg = smtp.starttls(context=self._context())
+                if code != 220:
+                    raise TransportError(f"{self.where}: STARTTLS refused ({_reply(code, msg)})")
+                step = "EHLO after STARTTLS"
+                smtp.ehlo()
+            sock = smtp.sock
+            self.tls_version = sock.version() if hasattr(sock, "version") and sock is not None else ""
+            if self.tls_version:
+                note(f"TLS {self.tls_version}, certificate verified for {a.host}")
+            elif a.security == "none":
+                note("no encryption (security = none)")
+            self.authenticated = False
+            if a.username:
+                if not self.tls_version and not is_loopback(a.host):
+                    raise TransportError(
+                        f"{self.where}: refusing to send your password over an unencrypted connection",
+                        hint="use --security starttls or tls; only a loopback host may go without",
+                    )
+                step = "AUTH"
+                if not smtp.has_extn("auth"):
+                    raise TransportError(
+                        f"{self.where}: the server does not offer AUTH",
+                        hint="check host and port (submission is usually 587 or 465), "
+                        "or remove --username if the server needs no login",
+                    )
+                self._login(smtp)
+                self.authenticated = True
+                note(f"authenticated as {a.username}")
+        except smtplib.SMTPConnectError as exc:
+            self._discard(smtp)
+            reply = _reply(exc.smtp_code, exc.smtp_error)
+            if 400 <= exc.smtp_code < 500:
+                raise ServerUnreachable(f"{self.where}: the server is busy ({reply})") from None
+            raise TransportError(f"{self.where}: the server refused the connection ({reply})") from None
+        except smtplib.SMTPResponseException as exc:
+            self._discard(smtp)
+            reply = _reply(exc.smtp_code, exc.smtp_error)
+            if 400 <= exc.smtp_code < 500:
+                raise ServerUnreachable(f"{self.where}: temporary failure during {step} ({reply})") from None
+            raise TransportError(f"{self.where}: {step} refused ({reply})") from None
+        except LetterkitError:  # TransportError, or no password (CredentialError)
+            self._discard(smtp)
+            raise
+        except (OSError, smtplib.SMTPServerDisconnected) as exc:
+            self._discard(smtp)
+            raise self._map_os_error(exc, step) from None
+        except smtplib.SMTPException as exc:
+            self._discard(smtp)
+            raise TransportError(f"{self.where}: {step} failed ({exc})") from None
+        return smtp
+
+    def _login(self, smtp: smtplib.SMTP) -> None:
+        import smtplib
+
+        a = self.account
+        if self._password_provider is None:
+            raise TransportError(
+                f"account {a.name!r} needs a password but none was provided",
+                hint="pass a password_provider to SmtpTransport",
+            )
+        password = self._password_provider()
+        try:
+            smtp.login(a.username, password)
+        except smtplib.SMTPAuthenticationError as exc:
+            reply = _reply(exc.smtp_code, exc.smtp_error)
+            if 400 <= exc.smtp_code < 500:
+                raise ServerUnreachable(
+                    f"{self.where}: temporary authentication failure for {a.username} ({reply})"
+                ) from None
+            raise TransportError(
+                f"{self.where}: wrong username or password for {a.username} ({reply})",
+                hint=f"store the right one: letterkit account add {a.name} ... --password-stdin "
+                "--replace (some providers need an app password)",
+            ) from None
+        except smtplib.SMTPNotSupportedError:
+            raise TransportError(f"{self.where}: the server offers no AUTH method letterkit knows") from None
+        except smtplib.SMTPException as exc:
+            raise TransportError(f"{self.where}: AUTH failed ({type(exc).__name__})") from None
+        finally:
+            del password
+
+    @staticmethod
+    def _discard(smtp: smtplib.SMTP | None) -> None:
+        if smtp is None:
+            return
+        with suppress(OSError):
+            smtp.close()
+
+    def _pause(self, attempt: int) -> None:
+        """Exponential back-off before retry number ``attempt`` (1, 2, ...)."""
+        delay = self.backoff * (2 ** (attempt - 1))
+        if delay > 0:
+            self._sleep(delay)
+
+    def open(self) -> None:
+        """Connect (retrying temporary failures) unless already connected.
+
+        Raises :class:`ServerUnreachable` after the retries (at once when the
+        connection is refused or the host unknown), or :class:`TransportError`
+        for TLS, certificate and AUTH problems.
+        """
+        if self._smtp is not None:
+            return
+        for attempt in range(self.retries + 1):
+            if attempt:
+                self._pause(attempt)
+            try:
+                self._smtp = self._connect()
+                return
+            except ServerUnreachable as exc:
+                if attempt == self.retries or not exc.transient:
+                    raise
+
+    def close(self) -> None:
+        """Say QUIT (politely, ignoring a dead connection) and forget the connection."""
+        import smtplib
+
+        smtp, self._smtp = self._smtp, None
+        if smtp is None:
+            return
+        try:
+            smtp.quit()
+        except (smtplib.SMTPException, OSError):
+            self._discard(smtp)
+
+    def __enter__(self) -> SmtpTransport:
+        self.open()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def check(self, steps: list[str] | None = None) -> list[str]:
+        """Connect, secure, authenticate and QUIT without sending (``letterkit account test``).
+
+        Returns the steps that succeeded (also appended to ``steps`` as they
+        happen); raises a :class:`TransportError` naming the one that failed.
+        No retries: the user wants to know now.
+        """
+        import smtplib
+
+        steps = [] if steps is None else steps
+        smtp = self._connect(steps)
+        try:
+            smtp.quit()
+            steps.append("QUIT: nothing was sent")
+        except (smtplib.SMTPException, OSError):
+            self._discard(smtp)
+        return steps
+
+    # --- sending ------------------------------------------------------------------------
+
+    def send(self, message: bytes, mail_from: str, rcpt_to: Sequence[str]) -> DeliveryResult:
+        """Deliver one message (bytes as stored; line endings become CRLF).
+
+        Temporary failures are retried with back-off, reconnecting when needed.
+        Returns a :class:`DeliveryResult`; raises :class:`ServerUnreachable`
+        when no connection can be made, :class:`TransportError` when the
+        account itself is refused (TLS, certificate, AUTH).
+        """
+        mail_from = check_address(mail_from, "envelope sender (MAIL FROM)")
+        rcpt = [check_address(r, "envelope recipient (RCPT TO)") for r in rcpt_to]
+        if not rcpt:
+            return DeliveryResult("failed", "no recipients")
+        data = to_crlf(message)
+        last = ""
+        for attempt in range(self.retries + 1):
+            if attempt:
+                self._pause(attempt)
+            if self._smtp is None:
+                try:
+                    self._smtp = self._connect()
+                except ServerUnreachable:
+                    if attempt == self.retries:
+                        raise
+                    continue
+            try:
+                result = self._transaction(self._smtp, data, mail_from, rcpt)
+            except _Temporary as temp:
+                last = temp.reason
+                if temp.reconnect:
+                    self._discard(self._smtp)
+                    self._smtp = None
+                continue
+            return DeliveryResult(result.status, result.reply, result.refused, attempt + 1)
+        return DeliveryResult("deferred", last, {}, self.retries + 1)
+
+    def _transaction(
+        self, smtp: smtplib.SMTP, data: bytes, mail_from: str, rcpt: list[str]
+    ) -> DeliveryResult:
+        """One MAIL/RCPT/DATA exchange; raises _Temporary for what deserves a retry."""
+        import smtplib
+
+        try:
+            options: list[str] = []
+            if not data.isascii() and smtp.has_extn("8bitmime"):
+                options.append("BODY=8BITMIME")
+            if not (mail_from.isascii() and all(r.isascii() for r in rcpt)):
+                if not smtp.has_extn("smtputf8"):
+                    return DeliveryResult(
+                        "failed", "the server does not accept non-ASCII addresses (no SMTPUTF8)"
+                    )
+                options.append("SMTPUTF8")
+            code, msg = smtp.mail(mail_from, options)
+            if code != 250:
+                self._rset(smtp)
+                return self._refusal(code, msg, "sender refused")
+            refused: dict[str, tuple[int, str]] = {}
+            for r in rcpt:
+                code, msg = smtp.rcpt(r)
+                if code not in (250, 251):
+                    refused[r] = (code, _reply(code, msg))
+            if len(refused) == len(rcpt):
+                self._rset(smtp)
+                reasons = "; ".join(f"{a}: {m}" for a, (_c, m) in refused.items())
+                if any(c == 421 for c, _m in refused.values()):
+                    raise _Temporary(f"recipients refused ({reasons})", reconnect=True)
+                if any(400 <= c < 500 for c, _m in refused.values()):
+                    raise _Temporary(f"recipients refused ({reasons})")
+                return DeliveryResult("failed", f"recipients refused ({reasons})", refused)
+            try:
+                code, msg = smtp.data(data)
+            except smtplib.SMTPDataError as exc:
+                self._rset(smtp)
+                return self._refusal(exc.smtp_code, exc.smtp_error, "DATA refused")
+            if code != 250:
+                self._rset(smtp)
+                return self._refusal(code, msg, "message refused")
+            reply = _reply(code, msg)
+            if refused:
+                return DeliveryResult("partial", reply, refused)
+            return DeliveryResult("sent", reply)
+        except (smtplib.SMTPServerDisconnected, OSError) as exc:
+            raise _Temporary(str(self._map_os_error(exc, "sending")), reconnect=True) from None
+        except smtplib.SMTPResponseException as exc:
+            if 400 <= exc.smtp_code < 500:
+                raise _Temporary(_reply(exc.smtp_code, exc.smtp_error), reconnect=True) from None
+            return DeliveryResult("failed", _reply(exc.smtp_code, exc.smtp_error))
+
+    def _refusal(self, code: int, msg: bytes | str, what: str) -> DeliveryResult:
+        reply = _reply(code, msg)
+        if code == 421 or code < 0:
+            raise _Temporary(f"{what}: {reply}", reconnect=True)
+        if 400 <= code < 500:
+            raise _Temporary(f"{what}: {reply}")
+        return DeliveryResult("failed", f"{what}: {reply}")
+
+    def _rset(self, smtp: smtplib.SMTP) -> None:
+        import smtplib
+
+        try:
+            smtp.rset()
+        except (smtplib.SMTPException, OSError):
+            raise _Temporary("the server dropped the connection", reconnect=True) from None

@@ -1,0 +1,149 @@
+"""`letterkit account add|list|test|remove`: the account in config.toml, the password never."""
+
+# ruff: noqa: F811  (pytest fixtures imported from smtp_server are parameters here)
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import keyring
+import keyring.backends.fail
+import pytest
+from conftest import SIGNER
+from smtp_server import PASSWORD, USERNAME, make_smtp_server, smtp_server, test_ca, write_campaign  # noqa: F401
+
+
+def config_file(tmp_path: Path) -> Path:
+    return tmp_path / "config" / "letterkit" / "config.toml"
+
+
+def test_add_stores_the_password_in_the_keyring_only(invoke, smtp_server, tmp_path):
+    result = invoke(*smtp_server.account_args("mine"), "--password-stdin", input=PASSWORD + "\n")
+    assert result.exit_code == 0, result.output
+    assert "password in the OS keyring" in result.stderr
+    assert "letterkit account test mine" in result.stderr
+    assert PASSWORD not in result.output
+    text = config_file(tmp_path).read_text()
+    assert PASSWORD not in text and "[account.mine]" in text and 'account = "mine"' in text
+    assert f'ca_file = "{smtp_server.ca_file}"' in text
+    assert keyring.get_password("letterkit", "mine") == PASSWORD
+    assert config_file(tmp_path).stat().st_mode & 0o777 == 0o600
+
+
+def test_list_test_and_remove(invoke, smtp_server):
+    invoke(*smtp_server.account_args("mine"), "--password-stdin", input=PASSWORD + "\n")
+    listed = invoke("account", "list", "--json")
+    assert listed.exit_code == 0, listed.output
+    doc = json.loads(listed.stdout)
+    assert doc["kind"] == "accounts" and doc["default"] == "mine"
+    (acct,) = doc["accounts"]
+    assert acct["name"] == "mine" and acct["host"] == "127.0.0.1" and acct["port"] == smtp_server.port
+    assert acct["security"] == "starttls" and acct["from"] == USERNAME and acct["password"] == "keyring"
+    assert PASSWORD not in listed.output
+    plain = invoke("account", "list")
+    assert plain.stdout.splitlines()[0].split("\t")[:3] == ["name", "host", "port"]
+
+    tested = invoke("account", "test", "mine")
+    assert tested.exit_code == 0, tested.output
+    assert "certificate verified" in tested.stderr and f"authenticated as {USERNAME}" in tested.stderr
+    assert "Account mine works." in tested.stderr
+    assert smtp_server.count() == 0
+    as_json = json.loads(invoke("account", "test", "--json").stdout)
+    assert as_json["ok"] is True and as_json["error"] is None and len(as_json["steps"]) == 4
+
+    removed = invoke("account", "remove", "mine")
+    assert removed.exit_code == 0, removed.output
+    assert "with its password from the keyring" in removed.stderr
+    assert keyring.get_password("letterkit", "mine") is None
+    assert json.loads(invoke("account", "list", "--json").stdout)["accounts"] == []
+    again = invoke("account", "remove", "mine")
+    assert again.exit_code == 2 and "no account named 'mine'" in again.stderr
+
+
+def test_account_test_says_what_failed(invoke, smtp_server):
+    invoke(*smtp_server.account_args("bad"), "--password-stdin", input="wrong\n")
+    result = invoke("account", "test", "bad")
+    assert result.exit_code == 2
+    assert "✓ TLS" in result.stderr  # what worked before the failure
+    assert "wrong username or password" in result.stderr and "wrong\n" not in result.stderr
+    doc = json.loads(invoke("account", "test", "bad", "--json").stdout)
+    assert doc["ok"] is False and "wrong username or password" in doc["error"]
+
+    invoke(*smtp_server.account_args("noca", ca=False), "--password-stdin", input=PASSWORD + "\n")
+    untrusted = invoke("account", "test", "noca")
+    assert untrusted.exit_code == 2 and "untrusted certificate" in untrusted.stderr
+
+    down = invoke("account", "add", "down", "--host", "127.0.0.1", "--port", "9", "--security", "none",
+                  "--from", USERNAME, "--no-login")  # fmt: skip
+    assert down.exit_code == 0, down.output
+    refused = invoke("account", "test", "down")
+    assert refused.exit_code == 1 and "127.0.0.1:9: connection refused" in refused.stderr
+
+
+def test_no_keyring_backend_saves_nothing(invoke, smtp_server, tmp_path, monkeypatch):
+    monkeypatch.setenv("PYTHON_KEYRING_BACKEND", "keyring.backends.fail.Keyring")
+    keyring.set_keyring(keyring.backends.fail.Keyring())
+    result = invoke(*smtp_server.account_args("mine"), "--password-stdin", input=PASSWORD + "\n")
+    assert result.exit_code == 2
+    assert "no usable keyring backend on this machine" in result.stderr
+    assert "LETTERKIT_SMTP_PASSWORD" in result.stderr and "Traceback" not in result.output
+    assert not config_file(tmp_path).exists()
+    # a password_command needs no keyring
+    ok = invoke(*smtp_server.account_args("mine"), "--password-command", "pass show mail")
+    assert ok.exit_code == 0, ok.output
+    assert 'password_command = "pass show mail"' in config_file(tmp_path).read_text()
+    listed = json.loads(invoke("account", "list", "--json").stdout)
+    assert listed["accounts"][0]["password"] == "command"
+
+
+def test_add_checks_its_input(invoke, smtp_server):
+    no_host = invoke("account", "add", "x", "--from", USERNAME)
+    assert no_host.exit_code == 2 and "--host is required" in no_host.stderr
+    bad_from = invoke("account", "add", "x", "--host", "smtp.example.org", "--from", "not an address")
+    assert bad_from.exit_code == 2 and "not a valid e-mail address" in bad_from.stderr
+    bad_sec = invoke("account", "add", "x", "--host", "smtp.example.org", "--from", USERNAME,
+                     "--security", "ssl")  # fmt: skip
+    assert bad_sec.exit_code == 2 and "unknown security" in bad_sec.stderr
+    empty = invoke(*smtp_server.account_args("x"), "--password-stdin", input="\n")
+    assert empty.exit_code == 2 and "no password on standard input" in empty.stderr
+    both = invoke(*smtp_server.account_args("x"), "--password-stdin", "--password-command", "pass x")
+    assert both.exit_code == 2
+    assert invoke(*smtp_server.account_args("x")).exit_code == 0
+    twice = invoke(*smtp_server.account_args("x"))
+    assert twice.exit_code == 2 and "--replace" in twice.stderr
+    assert invoke(*smtp_server.account_args("x"), "--replace").exit_code == 0
+
+
+def test_presets_and_defaults(invoke, tmp_path):
+    gmail = invoke("account", "add", "g", "--preset", "gmail", "--username", "me@example.org")
+    assert gmail.exit_code == 0, gmail.output
+    assert "app password" in gmail.stderr
+    doc = json.loads(invoke("account", "list", "--json").stdout)
+    (acct,) = doc["accounts"]
+    assert (acct["host"], acct["port"], acct["security"]) == ("smtp.gmail.com", 587, "starttls")
+    assert acct["username"] == acct["from"] == "me@example.org"
+    fm = invoke("account", "add", "f", "--preset", "fastmail", "--from", "me@example.net", "--default")
+    assert fm.exit_code == 0, fm.output
+    doc = json.loads(invoke("account", "list", "--json").stdout)
+    by_name = {a["name"]: a for a in doc["accounts"]}
+    assert (by_name["f"]["port"], by_name["f"]["security"]) == (465, "tls")
+    assert doc["default"] == "f" and by_name["f"]["default"] and not by_name["g"]["default"]
+    unknown = invoke("account", "add", "u", "--preset", "nope", "--from", "me@example.org")
+    assert unknown.exit_code == 2 and "unknown preset" in unknown.stderr
+
+
+def test_add_hints_at_letters_waiting(invoke, smtp_server, tmp_path, monkeypatch):
+    monkeypatch.setenv("LETTERKIT_CAMPAIGN", str(write_campaign(tmp_path / "camp", hand=False)))
+    queued = invoke("send", "protest", "--yes", *SIGNER)
+    assert queued.exit_code == 0, queued.output
+    added = invoke(*smtp_server.account_args(), "--password-stdin", input=PASSWORD + "\n")
+    assert "3 letter(s) wait in the outbox" in added.stderr and "letterkit outbox flush" in added.stderr
+
+
+@pytest.mark.parametrize("command", [["account", "--help"], ["outbox", "--help"], ["send", "--help"]])
+def test_help_says_where_files_are(invoke, command):
+    result = invoke(*command)
+    assert result.exit_code == 0
+    text = " ".join(result.stdout.split())
+    assert "keyring" in text if command[0] == "account" else "ledger.sqlite3" in text

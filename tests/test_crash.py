@@ -1,0 +1,92 @@
+"""Crash safety: `kill -9` in the middle of a batch loses no letter; resuming sends the rest."""
+
+# ruff: noqa: F811  (pytest fixtures imported from smtp_server are parameters here)
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import SIGNER
+from smtp_server import PASSWORD, make_smtp_server, test_ca, write_campaign  # noqa: F401
+
+LETTERS = 30
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("resume", ["outbox flush", "the same send"])
+def test_kill_9_mid_batch_then_resume(invoke, make_smtp_server, tmp_path, resume):
+    server = make_smtp_server(delay=0.05)  # slow enough to kill it mid-batch
+    camp = write_campaign(tmp_path / "camp", missions=LETTERS, hand=False)
+    added = invoke(*server.account_args(), "--password-stdin", input=PASSWORD + "\n")
+    assert added.exit_code == 0, added.output
+    send = ["send", "protest", "--yes", "--rate", "0", *SIGNER]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "letterkit", "--campaign", str(camp), *send],
+        env=dict(os.environ),  # the same isolated XDG dirs and test keyring
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    deadline = time.monotonic() + 30
+    while server.count() < 5:
+        assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
+        assert time.monotonic() < deadline, "the subprocess delivered nothing"
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(10)
+    proc.stderr.close()  # type: ignore[union-attr]
+    assert proc.returncode == -signal.SIGKILL
+    before = server.count()
+    assert 5 <= before < LETTERS
+
+    server.handler.delay = 0
+    if resume == "outbox flush":
+        result = invoke("outbox", "flush", "--yes", "--rate", "0", "--json")
+    else:
+        result = invoke("--campaign", str(camp), *send, "--json")
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    assert doc["failed"] == [] and doc["queued"] == []
+
+    delivered = [m.rcpt_tos[0] for m in server.messages]
+    expected = {f"mission{i}@example.org" for i in range(1, LETTERS + 1)}
+    assert set(delivered) == expected  # none lost
+    assert len(delivered) - len(expected) <= 1  # at most the one in flight repeated
+    log = json.loads(invoke("log", "--json").stdout)["letters"]
+    assert len(log) == LETTERS and {r["status"] for r in log} == {"sent"}
+    data = tmp_path / "data" / "letterkit"
+    assert len(os.listdir(data / "sent" / "cur")) == LETTERS
+    assert os.listdir(data / "outbox" / "new") == [] and os.listdir(data / "outbox" / "tmp") == []
+    # and nothing more goes out on yet another run
+    again = invoke("--campaign", str(camp), *send)
+    assert again.exit_code == 0 and server.count() == len(delivered)
+
+
+def test_interrupted_while_composing_queues_nothing(invoke, make_smtp_server, tmp_path):
+    """Ctrl-C (or any error) before every letter is staged leaves nothing behind."""
+    from letterkit.campaign import load_campaign
+    from letterkit.compose import compose
+    from letterkit.config import Signer
+    from letterkit.outbox import Outbox
+
+    camp = load_campaign(write_campaign(tmp_path / "camp", missions=5))
+
+    def interrupted():  # type: ignore[no-untyped-def]
+        for n, letter in enumerate(compose(camp, "protest", Signer(name="A. Person")), 1):
+            if n == 4:
+                raise KeyboardInterrupt
+            yield letter
+
+    box = Outbox(tmp_path / "state")
+    with pytest.raises(KeyboardInterrupt):
+        box.queue(interrupted())
+    assert box.rows() == [] and os.listdir(Path(box.paths.outbox) / "tmp") == []
+    assert os.listdir(Path(box.paths.outbox) / "new") == []
+    box.close()

@@ -1,0 +1,255 @@
+"""The outbox as a library: queueing all-or-nothing, the ledger, delivery, reconciliation."""
+
+# ruff: noqa: F811  (pytest fixtures imported from smtp_server are parameters here)
+
+from __future__ import annotations
+
+import mailbox
+import os
+import sqlite3
+from pathlib import Path
+
+import pytest
+from smtp_server import (  # noqa: F401  (fixtures)
+    PASSWORD,
+    SIGNER_FROM,
+    USERNAME,
+    make_smtp_server,
+    smtp_server,
+    test_ca,
+    write_campaign,
+)
+
+from letterkit.campaign import load_campaign
+from letterkit.compose import compose
+from letterkit.config import Signer
+from letterkit.errors import OutboxError, TemplateError
+from letterkit.outbox import Outbox, send_letters, split_message
+from letterkit.transport import SmtpTransport
+
+SIGNER = Signer(name="A. Person", email=SIGNER_FROM, city="Leeds", country="UK")
+
+
+@pytest.fixture
+def campaign(tmp_path: Path):  # type: ignore[no-untyped-def]
+    """Four missions by e-mail with a Cc; the copy by hand only where a test needs it."""
+    return load_campaign(write_campaign(tmp_path / "camp", missions=4, hand=False))
+
+
+@pytest.fixture
+def hand_campaign(tmp_path: Path):  # type: ignore[no-untyped-def]
+    return load_campaign(write_campaign(tmp_path / "hand", missions=4))
+
+
+@pytest.fixture
+def box(tmp_path: Path):  # type: ignore[no-untyped-def]
+    with Outbox(tmp_path / "state") as b:
+        yield b
+
+
+def letters(campaign, **kw):  # type: ignore[no-untyped-def]
+    return compose(campaign, "protest", SIGNER, **kw)
+
+
+def transport(server):  # type: ignore[no-untyped-def]
+    return SmtpTransport(server.account(), lambda: PASSWORD, backoff=0.001)
+
+
+def files(path: Path) -> list[str]:
+    return sorted(os.listdir(path)) if path.exists() else []
+
+
+def test_queue_writes_a_maildir_and_the_ledger(hand_campaign, box, smtp_server):
+    result = box.queue(letters(hand_campaign, to=["group:kazakhstan"]), account=smtp_server.account())
+    assert (result.queued, result.waiting, result.skipped) == (4, 0, [])
+    assert [r.recipient for r in result.prepared] == ["osce-hand"]
+    md = mailbox.Maildir(box.paths.outbox, create=False)
+    assert len(md) == 4 and files(box.paths.outbox / "tmp") == []
+    rows = list(box.batch_rows(result.batch, ("queued",)))
+    assert [r.recipient for r in rows] == ["kz-1", "kz-2", "kz-3", "kz-4"]
+    first = rows[0]
+    assert first.rcpt == ("mission1@example.org", "osce@example.net") and first.account == "test"
+    data = box.path_of(first).read_bytes()
+    meta, message = split_message(data)
+    assert meta == {
+        "key": "test-campaign/protest/kz-1/a.person@example.org",
+        "campaign": "test-campaign",
+        "template": "protest",
+        "recipient": "kz-1",
+        "account": "test",
+        "rcpt": "mission1@example.org, osce@example.net",
+        "signer": "A. Person",
+        "signer-email": SIGNER_FROM,
+    }
+    assert message.startswith(b"From: ") and b"X-Letterkit" not in message
+    assert first.message_id and first.message_id.encode() in message
+    assert os.stat(box.path_of(first)).st_mode & 0o777 == 0o600
+
+
+def test_nothing_is_queued_when_a_letter_is_invalid(campaign, box):
+    def some_then_broken():  # type: ignore[no-untyped-def]
+        yield from letters(campaign, to=["kz-1", "kz-2"])
+        raise TemplateError("templates/protest.en.txt.j2:3: 'x' is undefined")
+
+    with pytest.raises(TemplateError):
+        box.queue(some_then_broken())
+    assert files(box.paths.outbox / "tmp") == [] and files(box.paths.outbox / "new") == []
+    assert box.rows() == []
+    assert box.queue(letters(campaign, to=["kz-1"])).queued == 1  # and the outbox still works
+
+
+def test_queued_letters_are_not_queued_twice(campaign, box):
+    first = box.queue(letters(campaign, to=["kz-1", "kz-2"]))
+    again = box.queue(letters(campaign, to=["kz-1", "kz-2", "kz-3"]), resend=True)
+    assert again.queued == 1 and again.waiting == 2
+    assert [s.recipient for s in again.skipped] == ["kz-1", "kz-2"]
+    assert "already waiting in the outbox" in again.skipped[0].reason
+    # the batch tags the waiting letters too, so deliver(batch=...) sends all three
+    assert [r.recipient for r in box.batch_rows(again.batch, ("queued",))] == ["kz-1", "kz-2", "kz-3"]
+    assert list(box.batch_rows(first.batch, ("queued",))) == []
+
+
+def test_deliver_moves_to_sent_and_records_the_reply(campaign, box, smtp_server):
+    result = box.queue(letters(campaign, to=["kz-1", "kz-2"]), account=smtp_server.account())
+    progress = []
+    report = box.deliver(
+        transport(smtp_server),
+        batch=result.batch,
+        on_progress=lambda d, t, r: progress.append((d, t, r.status)),
+    )
+    assert (report.total, report.sent, report.ok) == (2, 2, True)
+    assert progress == [(1, 2, "sent"), (2, 2, "sent")]
+    assert files(box.paths.outbox / "new") == []
+    assert len(mailbox.Maildir(box.paths.sent, create=False)) == 2
+    rows = box.rows(("sent",))
+    assert [r.reply for r in rows] == [
+        "250 2.0.0 Ok: queued as TEST00001",
+        "250 2.0.0 Ok: queued as TEST00002",
+    ]
+    assert all(r.sent_at and r.account == "test" and r.attempts == 1 for r in rows)
+    sent_file = box.path_of(rows[0])
+    assert sent_file.name.endswith(":2,S") and sent_file.parent.name == "cur"
+    # what went over the wire has no X-Letterkit headers and the account's From
+    msg = smtp_server.messages[0].message
+    assert not [h for h in msg if h.lower().startswith("x-letterkit")]
+    assert msg["From"].addresses[0].addr_spec == USERNAME
+    # the skip rule now says "sent"
+    again = box.queue(letters(campaign, to=["kz-1"]))
+    assert again.queued == 0 and again.skipped[0].reason.startswith("sent on ")
+
+
+def test_queued_without_account_is_readdressed_at_delivery(campaign, box, smtp_server):
+    box.queue(letters(campaign, to=["kz-1"]))
+    (row,) = box.pending()
+    meta, message = split_message(box.path_of(row).read_bytes())
+    assert meta["account"] == "" and f"<{SIGNER_FROM}>".encode() in message.split(b"\n\n")[0]
+    report = box.deliver(transport(smtp_server))
+    assert report.sent == 1
+    msg = smtp_server.messages[0].message
+    assert msg["From"].addresses[0].addr_spec == USERNAME
+    assert msg["Reply-To"].addresses[0].addr_spec == SIGNER_FROM
+    assert msg["From"].addresses[0].display_name == "A. Person"
+    (sent,) = box.rows(("sent",))
+    assert split_message(box.path_of(sent).read_bytes())[0]["account"] == "test"
+
+
+def test_rate_limit_paces_letters_after_the_first(campaign, box, smtp_server):
+    box.queue(letters(campaign))
+    waits: list[float] = []
+    report = box.deliver(transport(smtp_server), rate=600, sleep=waits.append)  # one per 0.1 s
+    assert report.sent == 4
+    assert len(waits) == 3 and all(0 < w <= 0.1 for w in waits)
+    box.queue(letters(campaign), resend=True)
+    none: list[float] = []
+    box.deliver(transport(smtp_server), rate=0, sleep=none.append)
+    assert none == []
+
+
+def test_a_real_rate_limit_takes_time(campaign, box, smtp_server):
+    import time
+
+    box.queue(letters(campaign, to=["kz-1", "kz-2", "kz-3"]))
+    start = time.monotonic()
+    assert box.deliver(transport(smtp_server), rate=1200).sent == 3  # 50 ms apart
+    assert time.monotonic() - start >= 0.09
+
+
+def test_reconcile_after_a_crash_between_send_and_ledger(campaign, box, smtp_server):
+    box.queue(letters(campaign, to=["kz-1", "kz-2"]))
+    first, second = box.pending()
+    # killed after the rename to sent/ but before the ledger update
+    os.replace(box.path_of(first), box.sent_file(first.file))
+    # killed after the ledger commit but before the move from tmp/ to new/
+    os.replace(box.path_of(second), box.paths.outbox / "tmp" / second.file)
+    assert box.reconcile() == 2
+    assert box.get(first.id).status == "sent"
+    assert "after an interruption" in box.get(first.id).reply
+    assert box.get(second.id).status == "queued" and box.path_of(second).exists()
+    assert box.deliver(transport(smtp_server)).sent == 1
+    assert [m.rcpt_tos[0] for m in smtp_server.messages] == ["mission2@example.org"]
+
+
+def test_reconcile_adopts_orphans_and_notes_missing_files(campaign, box):
+    box.queue(letters(campaign, to=["kz-1", "kz-2"]))
+    a, b = box.pending()
+    conn = sqlite3.connect(box.paths.ledger)
+    conn.execute("DELETE FROM letters WHERE id = ?", (a.id,))  # a power cut undid its commit
+    conn.commit()
+    conn.close()
+    box.path_of(b).unlink()  # deleted by hand
+    box.reconcile()
+    rows = {r.recipient: r for r in box.pending()}
+    assert rows["kz-1"].status == "queued" and rows["kz-1"].rcpt == a.rcpt
+    assert rows["kz-1"].key == a.key and rows["kz-1"].file == a.file
+    assert rows["kz-2"].status == "failed" and "missing" in rows["kz-2"].reason
+
+
+def test_a_mail_program_moving_files_to_cur_is_undone(campaign, box):
+    box.queue(letters(campaign, to=["kz-1"]))
+    (row,) = box.pending()
+    os.replace(box.path_of(row), box.paths.outbox / "cur" / f"{row.file}:2,S")
+    box.reconcile()
+    assert box.path_of(row).exists() and box.get(row.id).status == "queued"
+
+
+def test_one_process_at_a_time(campaign, box, tmp_path):
+    box.queue(letters(campaign, to=["kz-1"]))
+    with box._locked(), Outbox(tmp_path / "state") as other:
+        with pytest.raises(OutboxError, match="another letterkit process is using the outbox"):
+            other.queue(letters(campaign, to=["kz-2"]))
+        assert len(other.pending()) == 1  # reading still works
+
+
+def test_drop_and_mark_done(hand_campaign, box):
+    result = box.queue(letters(hand_campaign, to=["kz-1", "kz-2"]))
+    kz1, kz2 = box.pending()
+    dropped = box.drop(kz1.id)
+    assert dropped.recipient == "kz-1" and not box.path_of(kz1).exists()
+    assert [r.recipient for r in box.pending()] == ["kz-2"]
+    with pytest.raises(OutboxError, match="not a letter prepared for delivery by hand"):
+        box.mark_done(kz2.id, "fax")
+    (hand,) = result.prepared
+    assert Path(hand.files["pdf"]).is_file() and Path(hand.files["txt"]).is_file()
+    done = box.mark_done(hand.id, "post")
+    assert (done.status, done.channel) == ("done", "post") and done.sent_at
+    with pytest.raises(OutboxError, match="unknown channel"):
+        box.mark_done(hand.id, "pigeon")
+    with pytest.raises(OutboxError, match="no letter #999"):
+        box.drop(999)
+
+
+def test_send_letters_in_one_call(campaign, box, smtp_server):
+    report = send_letters(letters(campaign), account=smtp_server.account(), outbox=box,
+                          password_provider=lambda: PASSWORD, rate=0)  # fmt: skip
+    assert report.ok and report.queue.queued == 4 and report.delivery.sent == 4
+    assert smtp_server.count() == 4
+    queued_only = send_letters(letters(campaign), account=None, outbox=box, resend=True)
+    assert queued_only.delivery is None and queued_only.queue.queued == 4
+
+
+def test_readonly_outbox_never_creates_anything(tmp_path, campaign):
+    ro = Outbox(tmp_path / "nothing", readonly=True)
+    letter = next(letters(campaign, to=["kz-1"]))
+    assert ro.skip_reason(letter) == ("", None)
+    assert ro.rows() == [] and ro.count(("queued",)) == 0
+    assert not (tmp_path / "nothing").exists()

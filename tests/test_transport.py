@@ -1,0 +1,172 @@
+"""SmtpTransport against a real aiosmtpd server on 127.0.0.1: TLS, AUTH, retries, refusals."""
+
+# ruff: noqa: F811  (pytest fixtures imported from smtp_server are parameters here)
+
+from __future__ import annotations
+
+import pytest
+from smtp_server import PASSWORD, USERNAME, make_smtp_server, smtp_server, test_ca  # noqa: F401
+
+from letterkit.errors import CredentialError, TransportError
+from letterkit.transport import DeliveryResult, ServerUnreachable, SmtpTransport, is_loopback, to_crlf
+
+MESSAGE = b"From: A <activist@example.org>\nTo: B <b@example.org>\nSubject: Test\n\nHello\n.dotted line\n"
+RCPT = ["b@example.org", "c@example.net"]
+
+
+def transport(server, password: str = PASSWORD, **kwargs):  # type: ignore[no-untyped-def]
+    return SmtpTransport(server.account(**kwargs), lambda: password, backoff=0.001)
+
+
+@pytest.mark.parametrize("security", ["starttls", "tls", "none"])
+def test_check_and_send_in_each_security_mode(make_smtp_server, security):
+    server = make_smtp_server(security=security)
+    t = transport(server)
+    steps = t.check()
+    assert steps[-2] == f"authenticated as {USERNAME}" and steps[-1].startswith("QUIT")
+    if security != "none":
+        assert any("certificate verified" in s for s in steps)
+    assert server.count() == 0  # check() sends nothing
+    with t:
+        result = t.send(MESSAGE, USERNAME, RCPT)
+    assert result == DeliveryResult("sent", "250 2.0.0 Ok: queued as TEST00001", {}, 1)
+    (m,) = server.messages
+    assert m.mail_from == USERNAME and m.rcpt_tos == RCPT and m.login == USERNAME
+    assert m.tls is (security != "none")
+    assert m.data.endswith(b"Hello\r\n.dotted line\r\n")  # CRLF, dot-stuffing undone by the server
+
+
+def test_one_connection_for_the_whole_batch(smtp_server):
+    with transport(smtp_server) as t:
+        for _ in range(5):
+            assert t.send(MESSAGE, USERNAME, RCPT).status == "sent"
+    assert len({m.peer for m in smtp_server.messages}) == 1
+
+
+def test_untrusted_certificate_is_refused_before_any_password(smtp_server):
+    asked = []
+    t = SmtpTransport(smtp_server.account(ca_file=""), lambda: asked.append(1) or PASSWORD)
+    with pytest.raises(TransportError) as err:
+        t.check()
+    assert "untrusted certificate" in str(err.value) and "--ca-file" in str(err.value)
+    assert f"{smtp_server.host}:{smtp_server.port}" in str(err.value)
+    assert err.value.exit_code == 2 and not asked
+
+
+def test_wrong_password_says_so_without_the_password(smtp_server):
+    t = transport(smtp_server, password="hunter2-secret")
+    with pytest.raises(TransportError) as err:
+        t.check()
+    message = str(err.value)
+    assert "wrong username or password" in message and USERNAME in message
+    assert "hunter2-secret" not in message and "hunter2-secret" not in repr(t)
+    assert err.value.__cause__ is None and err.value.__suppress_context__
+
+
+def test_no_password_source_is_a_credential_error(smtp_server):
+    def nothing() -> str:
+        raise CredentialError("no password for account 'test'")
+
+    with pytest.raises(CredentialError):
+        SmtpTransport(smtp_server.account(), nothing).check()
+
+
+def test_starttls_required_but_not_offered(make_smtp_server):
+    server = make_smtp_server(security="none")
+    t = transport(server, security="starttls")
+    with pytest.raises(TransportError, match="does not offer STARTTLS"):
+        t.check()
+
+
+def test_no_password_over_plain_text_to_a_remote_host(make_smtp_server, monkeypatch):
+    server = make_smtp_server(security="none")
+    asked = []
+    monkeypatch.setattr("letterkit.transport.is_loopback", lambda host: False)
+    t = SmtpTransport(server.account(), lambda: asked.append(1) or PASSWORD)
+    with pytest.raises(TransportError, match="refusing to send your password over an unencrypted"):
+        t.check()
+    assert not asked and server.handler.auth_failures == 0
+
+
+def test_loopback_hosts():
+    assert is_loopback("127.0.0.1") and is_loopback("127.5.6.7") and is_loopback("::1")
+    assert is_loopback("localhost") and is_loopback("[::1]") and is_loopback("mail.localhost")
+    assert not is_loopback("smtp.example.org") and not is_loopback("10.0.0.1")
+
+
+def test_connection_refused_fails_fast_and_is_unreachable(make_smtp_server):
+    server = make_smtp_server()
+    server.stop()
+    t = transport(server)
+    with pytest.raises(ServerUnreachable) as err:
+        t.open()
+    assert "connection refused" in str(err.value) and err.value.exit_code == 1
+    assert "letterkit outbox flush" in str(err.value)
+
+
+def test_temporary_failures_are_retried(make_smtp_server):
+    server = make_smtp_server(tempfail_data=2)
+    with transport(server) as t:
+        result = t.send(MESSAGE, USERNAME, RCPT)
+    assert result.status == "sent" and result.attempts == 3
+    assert server.count() == 1 and server.handler.data_commands == 3
+
+
+def test_persistent_temporary_failure_is_deferred(make_smtp_server):
+    server = make_smtp_server(tempfail_data=10)
+    with transport(server) as t:
+        result = t.send(MESSAGE, USERNAME, RCPT)
+    assert result.status == "deferred" and "451" in result.reply and result.attempts == 4
+    assert server.count() == 0
+
+
+def test_permanent_refusal_fails_that_message_only(make_smtp_server):
+    server = make_smtp_server(reject_data={"b@example.org"})
+    with transport(server) as t:
+        failed = t.send(MESSAGE, USERNAME, ["b@example.org"])
+        ok = t.send(MESSAGE, USERNAME, ["c@example.net"])
+    assert failed.status == "failed" and "554 5.7.1 Message rejected as spam" in failed.reply
+    assert failed.attempts == 1 and ok.status == "sent"
+
+
+def test_some_recipients_refused_is_partial(make_smtp_server):
+    server = make_smtp_server(reject_rcpt={"c@example.net"})
+    with transport(server) as t:
+        partial = t.send(MESSAGE, USERNAME, RCPT)
+        none = t.send(MESSAGE, USERNAME, ["c@example.net"])
+    assert partial.status == "partial" and partial.delivered
+    assert list(partial.refused) == ["c@example.net"] and partial.refused["c@example.net"][0] == 550
+    assert none.status == "failed" and not none.delivered and "User unknown" in none.reply
+    assert server.messages[0].rcpt_tos == ["b@example.org"]
+
+
+def test_a_dropped_connection_is_reopened(make_smtp_server):
+    server = make_smtp_server(drop_after=2)
+    with transport(server) as t:
+        results = [t.send(MESSAGE, USERNAME, RCPT) for _ in range(4)]
+    assert [r.status for r in results] == ["sent"] * 4
+    assert results[2].attempts == 2
+    assert server.count() == 4 and server.handler.dropped == 1
+    assert len({m.peer for m in server.messages}) == 2  # one reconnection
+
+
+def test_envelope_values_are_checked(smtp_server):
+    from letterkit.errors import InvalidValue
+
+    with transport(smtp_server) as t:
+        with pytest.raises(InvalidValue, match="carriage return"):
+            t.send(MESSAGE, "a@example.org\r\nRCPT TO:<x@example.org>", RCPT)
+        with pytest.raises(InvalidValue, match="line break"):
+            t.send(MESSAGE, USERNAME, ["b@example.org\nDATA"])
+    assert smtp_server.count() == 0
+
+
+def test_8bit_bodies_use_8bitmime(smtp_server):
+    body = "From: a@example.org\nTo: b@example.org\nSubject: x\n\nДорогие друзья\n".encode()
+    with transport(smtp_server) as t:
+        assert t.send(body, USERNAME, ["b@example.org"]).status == "sent"
+    assert "Дорогие друзья" in smtp_server.messages[0].data.decode()
+
+
+def test_crlf():
+    assert to_crlf(b"a\nb\r\nc\n") == b"a\r\nb\r\nc\r\n"
