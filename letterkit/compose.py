@@ -11,9 +11,9 @@ from __future__ import annotations
 import datetime as dt
 import email.policy
 import email.utils
-from collections.abc import Iterable, Iterator, Sequence
+from collections import OrderedDict
+from collections.abc import Hashable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
-from email.headerregistry import Address
 from email.message import EmailMessage
 from typing import TYPE_CHECKING, Any
 
@@ -21,7 +21,7 @@ from .campaign import Campaign, TemplateFile
 from .config import Signer
 from .contacts import Contact, select
 from .cosigners import Cosigner
-from .errors import ContactError, LetterkitError, TemplateError
+from .errors import ContactError, InvalidValue, LetterkitError, TemplateError
 from .validation import check_address, check_header_value
 
 if TYPE_CHECKING:
@@ -101,6 +101,13 @@ class Renderer:
         self.campaign = campaign
         self._env: jinja2.sandbox.SandboxedEnvironment | None = None
         self._compiled: dict[tuple[str, str], jinja2.Template] = {}
+        self._memo: dict[Hashable, tuple[tuple[str, ...], OrderedDict[Hashable, str]]] = {}
+        self._generation = 0
+
+    def new_batch(self) -> int:
+        """A fresh memo generation: keys from earlier batches can never match again."""
+        self._generation += 1
+        return self._generation
 
     @property
     def env(self) -> jinja2.sandbox.SandboxedEnvironment:
@@ -115,6 +122,7 @@ class Renderer:
                 lstrip_blocks=True,
                 autoescape=False,
             )
+            self._env.filters["wordwrap"] = _cached_wordwrap(self._env)
         return self._env
 
     def _compile(self, t: TemplateFile, part: str) -> jinja2.Template:
@@ -131,6 +139,33 @@ class Renderer:
             self._compiled[key] = self.env.template_class.from_code(self.env, code, self.env.globals)
         return self._compiled[key]
 
+    _MEMO_SIZE = 256
+
+    def _no_memo(self, t: TemplateFile) -> bool:
+        """Templates using Jinja's ``random`` filter are not pure: never memoise them."""
+        return "random" in t.body or "random" in t.subject
+
+    def _memo_render(self, template: jinja2.Template, key: Hashable, context: dict[str, Any]) -> str:
+        recipient = context["recipient"]
+        entry = self._memo.get(key)
+        if entry is not None:
+            fields, outputs = entry
+            values = tuple(_freeze(recipient.get(f, _MISSING)) for f in fields)
+            if values in outputs:
+                outputs.move_to_end(values)
+                return outputs[values]
+        view = _ReadRecorder(recipient)
+        text = template.render({**context, "recipient": view})
+        fields = tuple(sorted(view.read | (set(entry[0]) if entry else set())))
+        if entry is None or fields != entry[0]:
+            entry = (fields, OrderedDict())
+            self._memo[key] = entry
+        outputs = entry[1]
+        outputs[tuple(_freeze(recipient.get(f, _MISSING)) for f in fields)] = text
+        if len(outputs) > self._MEMO_SIZE:
+            outputs.popitem(last=False)  # bounded: personalised letters never pile up in memory
+        return text
+
     def subject(self, t: TemplateFile) -> str:
         """The subject as far as it depends on the case alone (for listings).
 
@@ -146,8 +181,16 @@ class Renderer:
             return t.subject
         return " ".join(rendered.split())
 
-    def render(self, t: TemplateFile, context: dict[str, Any], who: str) -> tuple[str, str]:
-        """Render (subject, body); errors name the file, line and recipient."""
+    def render(
+        self, t: TemplateFile, context: dict[str, Any], who: str, *, memo: Hashable | None = None
+    ) -> tuple[str, str]:
+        """Render (subject, body); errors name the file, line and recipient.
+
+        With ``memo`` (a key that stands for everything in ``context`` except
+        ``recipient``), results are memoised on the recipient fields the
+        template actually read: letters to recipients that agree on those
+        fields (say, the same salutation and language) are rendered once.
+        """
         import jinja2
 
         parts = []
@@ -157,7 +200,10 @@ class Renderer:
                 continue
             template = self._compile(t, part)
             try:
-                parts.append(template.render(context))
+                if memo is None or self._no_memo(t):
+                    parts.append(template.render(context))
+                else:
+                    parts.append(self._memo_render(template, (str(t.path), part, memo), context))
             except jinja2.TemplateError as exc:
                 line = _template_line(exc, t, part)
                 msg = getattr(exc, "message", None) or str(exc)
@@ -169,6 +215,100 @@ class Renderer:
         subject = " ".join(parts[0].split())
         body = parts[1].replace("\r\n", "\n")
         return subject, body
+
+
+_MISSING = object()
+
+
+def _freeze(value: Any) -> Hashable:
+    if isinstance(value, list | tuple):
+        return tuple(_freeze(v) for v in value)
+    if isinstance(value, dict):
+        return tuple(sorted((k, _freeze(v)) for k, v in value.items()))
+    return value  # type: ignore[no-any-return]
+
+
+class _ReadRecorder(dict[str, Any]):
+    """A recipient view that notes which fields a template reads.
+
+    A template that reads the whole mapping (iterates it, prints it, calls
+    ``items()``) is recorded as reading every field.
+    """
+
+    def __init__(self, data: dict[str, Any]) -> None:
+        super().__init__(data)
+        self.read: set[str] = set()
+
+    def _all(self) -> None:
+        self.read.update(super().keys())
+
+    def __getitem__(self, key: str) -> Any:
+        self.read.add(key)
+        return super().__getitem__(key)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        self.read.add(key)
+        return super().get(key, default)
+
+    def __contains__(self, key: object) -> bool:
+        if isinstance(key, str):
+            self.read.add(key)
+        return super().__contains__(key)
+
+    def __iter__(self) -> Iterator[str]:
+        self._all()
+        return super().__iter__()
+
+    def __len__(self) -> int:
+        self._all()
+        return super().__len__()
+
+    def keys(self) -> Any:
+        self._all()
+        return super().keys()
+
+    def values(self) -> Any:
+        self._all()
+        return super().values()
+
+    def items(self) -> Any:
+        self._all()
+        return super().items()
+
+    def __repr__(self) -> str:
+        self._all()
+        return super().__repr__()
+
+    __str__ = __repr__
+
+
+def _cached_wordwrap(env: jinja2.Environment) -> Any:
+    """Jinja's ``wordwrap`` filter, memoised.
+
+    Letters of one campaign wrap the same paragraphs (facts, demands) again
+    and again; textwrap is the main cost of rendering, so each distinct
+    paragraph is wrapped once per batch.
+    """
+    import functools
+
+    import jinja2.filters
+
+    @functools.lru_cache(maxsize=2048)
+    def wrap(
+        s: str, width: int, break_long_words: bool, wrapstring: str | None, break_on_hyphens: bool
+    ) -> str:
+        return jinja2.filters.do_wordwrap(env, s, width, break_long_words, wrapstring, break_on_hyphens)
+
+    def wordwrap(
+        s: str,
+        width: int = 79,
+        break_long_words: bool = True,
+        wrapstring: str | None = None,
+        break_on_hyphens: bool = True,
+    ) -> str:
+        return wrap(str(s), width, break_long_words, wrapstring, break_on_hyphens)
+
+    return wordwrap
 
 
 def _has_jinja(text: str) -> bool:
@@ -258,6 +398,7 @@ def compose(
         campaign.template_strict(template, language)
     who_plan = plan(campaign, template, to, cc)
     renderer = renderer or Renderer(campaign)
+    generation = renderer.new_batch()  # signer, note, co-signers... are fixed for this batch
     views: dict[str, dict[str, Any]] = {}
     signer_view = signer.as_dict()
     cosigner_views = [c.__dict__ for c in cosigners]
@@ -280,7 +421,7 @@ def compose(
             "primary": primary_names,
             "language": t.language,
         }
-        subject, body = renderer.render(t, context, f"contact {contact.id}")
+        subject, body = renderer.render(t, context, f"contact {contact.id}", memo=(generation, is_copy))
         check_header_value(subject, f"{t.path}: subject (for contact {contact.id})")
         if not subject:
             raise TemplateError(f"{t.path}: the subject renders empty for contact {contact.id}")
@@ -316,12 +457,114 @@ def compose_all(*args: Any, **kwargs: Any) -> list[Letter]:
     return list(compose(*args, **kwargs))
 
 
-def _mailbox(name: str, addr: str) -> Address:
-    try:
-        local, _, domain = addr.rpartition("@")
-        return Address(display_name=name, username=local, domain=domain)
-    except (ValueError, IndexError) as exc:
-        raise LetterkitError(f"cannot use address {addr!r}: {exc}") from None
+def _ascii(text: str) -> bool:
+    return text.isascii()
+
+
+def _header(name: str, value: str, *, structured: bool = True) -> str:
+    """One header field, RFC 2047-encoded where needed and folded at 78 characters."""
+    if _ascii(value) and len(name) + 2 + len(value) <= 78:
+        return f"{name}: {value}"
+    from email.header import Header
+
+    charset = "us-ascii" if _ascii(value) else "utf-8"
+    folded = Header(value, charset, maxlinelen=78, header_name=name).encode(
+        splitchars=", " if structured else " ", linesep="\n"
+    )
+    return f"{name}: {folded}"
+
+
+def _address(name: str, addr: str) -> str:
+    """``"Display Name" <addr>``, the name encoded when it is not ASCII."""
+    if not _ascii(addr):
+        raise InvalidValue(f"{addr!r}: addresses with non-ASCII characters are not supported")
+    return email.utils.formataddr((name, addr), charset="utf-8")
+
+
+def _body(text: str) -> tuple[str, bytes]:
+    """(Content-Transfer-Encoding, encoded body): 7bit if possible, else the shorter of QP and base64."""
+    import base64
+    import binascii
+
+    if not text.endswith("\n"):
+        text += "\n"
+    data = text.encode("utf-8")
+    if data.isascii() and max(map(len, data.split(b"\n"))) <= 998:
+        return "7bit", data
+    qp = binascii.b2a_qp(data, istext=True)
+    b64 = base64.encodebytes(data)
+    return ("quoted-printable", qp) if len(qp) <= len(b64) else ("base64", b64)
+
+
+def message_bytes(
+    letter: Letter,
+    *,
+    from_addr: str | None = None,
+    date: dt.datetime | None = None,
+    message_id: str | None = None,
+) -> tuple[bytes, str]:
+    """The letter as an RFC 5322 message (bytes, LF line ends) and its Message-ID.
+
+    UTF-8 body (7bit, quoted-printable or base64, whichever is smallest and
+    7-bit clean), RFC 2047-encoded non-ASCII headers folded at 78 characters,
+    Date, Message-ID, MIME headers.  ``from_addr`` is the sending account's own
+    address (the signer's name is the display name; a different signer e-mail
+    becomes Reply-To); without it the signer's e-mail is used.  This is what
+    the outbox stores; :func:`to_message` parses the same bytes.
+    """
+    if not letter.to:
+        raise ContactError(f"contact {letter.contact.id!r} has no e-mail address; export the letter instead")
+    chosen = from_addr or letter.signer.email
+    sender = check_address(chosen, "From address") if chosen else ""
+    headers = _sender_headers(letter.signer.name, sender, letter.signer.email) if sender else []
+    headers.append(_header("To", ", ".join(_address(letter.contact.name, a) for a in letter.to)))
+    if letter.cc:
+        headers.append(_header("Cc", ", ".join(_address("", a) for a in letter.cc)))
+    headers.append(_header("Subject", check_header_value(letter.subject, "subject"), structured=False))
+    headers.append("Date: " + email.utils.format_datetime(date or dt.datetime.now().astimezone()))
+    domain = sender.rpartition("@")[2] if sender else "letterkit.invalid"
+    msgid = message_id or email.utils.make_msgid(domain=domain)
+    check_header_value(msgid, "Message-ID")
+    headers.append(f"Message-ID: {msgid}")
+    headers.append(f"Content-Language: {check_header_value(letter.language, 'language')}")
+    cte, body = _body(letter.body)
+    headers += [
+        "MIME-Version: 1.0",
+        'Content-Type: text/plain; charset="utf-8"',
+        f"Content-Transfer-Encoding: {cte}",
+    ]
+    return "\n".join(headers).encode("ascii") + b"\n\n" + body, msgid
+
+
+def _sender_headers(name: str, from_addr: str, signer_email: str) -> list[str]:
+    sender = check_address(from_addr, "From address")
+    lines = [_header("From", _address(check_header_value(name, "signer name"), sender))]
+    if signer_email and signer_email.lower() != sender.lower():
+        lines.append(_header("Reply-To", _address(name, check_address(signer_email, "signer e-mail"))))
+    return lines
+
+
+def set_sender(message: bytes, name: str, from_addr: str, signer_email: str = "") -> bytes:
+    """``message`` (as :func:`message_bytes` wrote it) with From set to ``from_addr``.
+
+    The signer's ``name`` is the display name; a different ``signer_email``
+    becomes Reply-To.  Works on the header block as bytes: the rest of the
+    message is untouched.
+    """
+    sep = message.find(b"\n\n")
+    head, rest = (message, b"") if sep < 0 else (message[:sep], message[sep:])
+    kept: list[bytes] = []
+    dropping = False
+    for line in head.split(b"\n"):
+        if line[:1] in (b" ", b"\t"):  # a folded continuation of the previous field
+            if not dropping:
+                kept.append(line)
+            continue
+        dropping = line.lower().startswith((b"from:", b"reply-to:"))
+        if not dropping:
+            kept.append(line)
+    new = "\n".join(_sender_headers(name, from_addr, signer_email)).encode("ascii")
+    return new + b"\n" + b"\n".join(kept) + rest
 
 
 def to_message(
@@ -331,31 +574,11 @@ def to_message(
     date: dt.datetime | None = None,
     message_id: str | None = None,
 ) -> EmailMessage:
-    """The letter as a standards-conforming e-mail (UTF-8, encoded headers, Date, Message-ID).
+    """The letter as a standards-conforming :class:`email.message.EmailMessage`.
 
-    ``from_addr`` is the sending account's own address (the signer's name is the
-    display name); without it the signer's e-mail is used.  Only e-mail
-    letters can become messages.
+    The same message as :func:`message_bytes` (which the outbox stores), parsed.
     """
-    if not letter.to:
-        raise ContactError(f"contact {letter.contact.id!r} has no e-mail address; export the letter instead")
-    sender = (
-        check_address(from_addr or letter.signer.email, "From address")
-        if (from_addr or letter.signer.email)
-        else ""
-    )
-    msg = EmailMessage(policy=POLICY)
-    if sender:
-        msg["From"] = _mailbox(letter.signer.name, sender)
-        if letter.signer.email and letter.signer.email.lower() != sender.lower():
-            msg["Reply-To"] = _mailbox(letter.signer.name, letter.signer.email)
-    msg["To"] = [_mailbox(letter.contact.name, a) for a in letter.to]
-    if letter.cc:
-        msg["Cc"] = [_mailbox("", a) for a in letter.cc]
-    msg["Subject"] = letter.subject
-    msg["Date"] = email.utils.format_datetime(date or dt.datetime.now().astimezone())
-    domain = sender.rpartition("@")[2] if sender else "letterkit.invalid"
-    msg["Message-ID"] = message_id or email.utils.make_msgid(domain=domain)
-    msg["Content-Language"] = letter.language
-    msg.set_content(letter.body, charset="utf-8")
-    return msg
+    data, _ = message_bytes(letter, from_addr=from_addr, date=date, message_id=message_id)
+    message = email.message_from_bytes(data, policy=POLICY)
+    assert isinstance(message, EmailMessage)
+    return message

@@ -64,7 +64,6 @@ from .validation import check_address
 
 if TYPE_CHECKING:
     import sqlite3
-    from email.message import EmailMessage
 
     from .compose import Letter
     from .config import Account
@@ -311,10 +310,6 @@ def _meta_block(values: dict[str, str]) -> bytes:
         f"X-Letterkit-{name}: {quote(values.get(name.lower(), ''), safe=_SAFE)}\n" for name in _META_FIELDS
     ]
     return "".join(lines).encode("ascii")
-
-
-def _file_bytes(meta: dict[str, str], message: EmailMessage) -> bytes:
-    return _meta_block(meta) + message.as_bytes()
 
 
 _counter = 0
@@ -733,7 +728,7 @@ class Outbox:
         ``prepared``.  Skipped letters go to ``on_skip`` if given, else into
         ``QueueResult.skipped``.
         """
-        from .compose import to_message
+        from .compose import message_bytes
 
         conn = self._write_db()
         self._dirs()
@@ -773,7 +768,7 @@ class Outbox:
                         hand.append(letter)  # prepared below, once every letter is valid
                         conn.execute(*_insert(letter, "prepared", "", "", account_name, batch))
                         continue
-                    message = to_message(letter, from_addr=from_addr)
+                    message, message_id = message_bytes(letter, from_addr=from_addr)
                     rcpt = [
                         check_address(a, f"recipient address of {letter.contact.id}")
                         for a in (*letter.to, *letter.cc)
@@ -789,11 +784,9 @@ class Outbox:
                         "signer-email": letter.signer.email,
                     }
                     name = _unique_name()
-                    conn.execute(
-                        *_insert(letter, "queued", name, str(message["Message-ID"]), account_name, batch)
-                    )
+                    conn.execute(*_insert(letter, "queued", name, message_id, account_name, batch))
                     current = tmp_dir / name
-                    _write_new(current, _file_bytes(meta, message), fsync=sync_each)
+                    _write_new(current, _meta_block(meta) + message, fsync=sync_each)
                     current = None
                     result.queued += 1
                 prepared = self._prepare(hand) if (hand and prepare_hand) else {}
@@ -997,24 +990,14 @@ class Outbox:
 
     def _readdress(self, path: Path, meta: dict[str, str], message: bytes, account: Account) -> bytes:
         """Set From (and Reply-To) for the delivering account and rewrite the outbox file."""
-        from email.parser import BytesParser
+        from .compose import set_sender
 
-        from .compose import POLICY, _mailbox
-
-        msg = BytesParser(policy=POLICY).parsebytes(message)
-        name = meta.get("signer", "")
-        signer_email = meta.get("signer-email", "")
-        del msg["From"]
-        del msg["Reply-To"]
-        msg["From"] = _mailbox(name, account.from_addr)
-        if signer_email and signer_email.lower() != account.from_addr.lower():
-            msg["Reply-To"] = _mailbox(name, signer_email)
-        meta = {**meta, "account": account.name}
-        data = _file_bytes(meta, msg)
+        message = set_sender(message, meta.get("signer", ""), account.from_addr, meta.get("signer-email", ""))
+        data = _meta_block({**meta, "account": account.name}) + message
         tmp = self.paths.outbox / "tmp" / f"{path.name}.readdress"
         _write_new(tmp, data, fsync=True, replace_existing=True)
         os.replace(tmp, path)
-        return split_message(data)[1]
+        return message
 
     def _record(
         self, conn: sqlite3.Connection, row: Row, path: str, result: DeliveryResult, account: str

@@ -20,7 +20,7 @@ _LOCAL_ATOM = r"[\w!#$%&'*+/=?^`{|}~-]+"
 _LOCAL = rf"(?:{_LOCAL_ATOM}(?:\.{_LOCAL_ATOM})*|\"[^\"\\\r\n]+\")"
 _LABEL = r"(?:[^\W_](?:[\w-]{0,61}[^\W_])?)"
 _DOMAIN = rf"(?:{_LABEL}(?:\.{_LABEL})+|localhost|\[[0-9.:a-fA-F]+\])"
-_ADDRESS_RE = re.compile(rf"^{_LOCAL}@{_DOMAIN}$")
+_ADDRESS_RE = re.compile(rf"^{_LOCAL}@{_DOMAIN}$", re.ASCII)  # internationalised addresses: not yet
 
 
 def check_header_value(value: str, what: str) -> str:
