@@ -39,14 +39,28 @@ _EXPORTS = {
     "config_dir": "config",
     "data_dir": "config",
     # composing
-    "Letter": "compose",
-    "Renderer": "compose",
-    "compose": "compose",
-    "compose_all": "compose",
-    "plan": "compose",
-    "to_message": "compose",
+    "Letter": "letters",
+    "Renderer": "letters",
+    "compose": "letters",
+    "compose_all": "letters",
+    "plan": "letters",
+    "message_bytes": "letters",
+    "to_message": "letters",
     "Cosigner": "cosigners",
     "load_cosigners": "cosigners",
+    # queue, deliver, ledger
+    "Outbox": "outbox",
+    "send_letters": "outbox",
+    "SendReport": "outbox",
+    "Row": "outbox",
+    "SmtpTransport": "transport",
+    "DeliveryResult": "transport",
+    "get_password": "credentials",
+    "store_password": "credentials",
+    # export
+    "export_letters": "export",
+    "render_pdf": "export",
+    "prepare_by_hand": "export",
     # authoring
     "check_campaign": "checker",
     "init_campaign": "checker",
@@ -86,7 +100,6 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:  # for type checkers and IDEs: the same names, eagerly
     from .campaign import Campaign, TemplateFile, bundled_campaign_dir, find_campaign_dir, load_campaign
     from .checker import CheckReport, check_campaign, init_campaign
-    from .compose import Letter, Renderer, compose, compose_all, plan, to_message
     from .config import Account, Config, Signer, config_dir, data_dir, load_config, save_config
     from .contacts import CHANNELS, Contact, filter_contacts, select
     from .cosigners import Cosigner, load_cosigners
@@ -103,3 +116,4 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, eagerly
         TemplateError,
         TransportError,
     )
+    from .letters import Letter, Renderer, compose, compose_all, plan, to_message

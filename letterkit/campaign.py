@@ -16,12 +16,13 @@ import datetime as dt
 import os
 import re
 import tomllib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from .contacts import Contact, load_contacts, merge
+from .contacts import Contact, iter_contacts, load_contacts, merge
 from .errors import CampaignError, LetterkitError, TemplateError
 
 _TEMPLATE_RE = re.compile(r"^(?P<name>[a-z0-9][a-z0-9_-]*)(?:\.(?P<lang>[a-z]{2,3}))?\.txt\.j2$")
@@ -130,12 +131,15 @@ def parse_template(path: Path) -> TemplateFile:
 
 @dataclass
 class Campaign:
-    """A loaded campaign folder."""
+    """A loaded campaign folder.
+
+    Contacts are read lazily: :meth:`iter_contacts` streams them (flat memory
+    for any number of recipients); :attr:`contacts` is the same as a list.
+    """
 
     root: Path
     data: dict[str, Any]
     templates: dict[str, dict[str, TemplateFile]]  # name -> language -> template
-    campaign_contacts: list[Contact]
     user_contacts: list[Contact] = field(default_factory=list)
 
     @property
@@ -145,6 +149,25 @@ class Campaign:
     @property
     def title(self) -> str:
         return str(self.data.get("title", self.id))
+
+    @property
+    def recipients_path(self) -> Path:
+        return self.root / "recipients.toml"
+
+    def iter_campaign_contacts(self) -> Iterator[Contact]:
+        """The campaign's own contacts (recipients.toml), streamed."""
+        return iter_contacts(self.recipients_path)
+
+    def iter_contacts(self) -> Iterator[Contact]:
+        """Campaign contacts then the user's own, streamed; a user contact replaces one with its id."""
+        mine = {c.id: c for c in self.user_contacts}
+        for contact in self.iter_campaign_contacts():
+            yield mine.pop(contact.id, contact)
+        yield from mine.values()
+
+    @cached_property
+    def campaign_contacts(self) -> list[Contact]:
+        return list(self.iter_campaign_contacts())
 
     @cached_property
     def contacts(self) -> list[Contact]:
@@ -262,12 +285,12 @@ def load_campaign(
         templates.setdefault(t.name, {})[t.language] = t
     if not templates:
         fail(CampaignError(f"{tdir}: no templates (NAME.LANG.txt.j2) found"))
-    contacts = load_contacts(folder / "recipients.toml", problems=problems)
     user: list[Contact] = []
     if with_user_contacts:
         from .config import user_contacts_path
 
         user = load_contacts(user_contacts_path(), user=True, problems=problems, missing_ok=True)
-    return Campaign(
-        root=folder, data=data, templates=templates, campaign_contacts=contacts, user_contacts=user
-    )
+    campaign = Campaign(root=folder, data=data, templates=templates, user_contacts=user)
+    if problems is not None:  # checking: read every contact now and collect what is wrong
+        campaign.__dict__["campaign_contacts"] = load_contacts(campaign.recipients_path, problems=problems)
+    return campaign

@@ -10,6 +10,7 @@ from typing import Any
 
 from .campaign import bundled_campaign_dir, find_campaign_dir, load_campaign
 from .config import Signer
+from .contacts import select
 from .cosigners import Cosigner
 from .errors import CampaignError, LetterkitError
 
@@ -59,7 +60,7 @@ def check_campaign(directory: str | os.PathLike[str] | None = None) -> CheckRepo
     every selector resolves and that every template renders for every
     recipient it targets (with full and with minimal signer details).
     """
-    from .compose import Renderer, compose
+    from .letters import Renderer, compose
 
     root = find_campaign_dir(directory)
     report = CheckReport(root=root)
@@ -81,20 +82,26 @@ def check_campaign(directory: str | os.PathLike[str] | None = None) -> CheckRepo
     renderer = Renderer(campaign)
     for name, versions in sorted(campaign.templates.items()):
         for lang, t in sorted(versions.items()):
+            valid: dict[str, list[str]] = {"to": [], "cc": []}
             for sel_kind, selectors in (("to", t.to), ("cc", t.cc)):
                 for sel in selectors:
                     try:
-                        from .contacts import select
-
                         select(campaign.contacts, [sel])
+                        valid[sel_kind].append(sel)
                     except LetterkitError as exc:
                         report.problems.append(f"{t.path}: {sel_kind} selector {sel!r}: {exc.message}")
+            # render even when a selector is wrong: for the valid ones, else for every contact
+            to = valid["to"] or [c.id for c in campaign.contacts]
+            if not to:
+                continue
             for i, signer in enumerate(SAMPLE_SIGNERS):
                 try:
                     for _letter in compose(
                         campaign,
                         name,
                         signer,
+                        to=to,
+                        cc=valid["cc"],
                         language=lang,
                         note="A personal note." if i == 0 else "",
                         cosigners=SAMPLE_COSIGNERS if i == 0 else (),

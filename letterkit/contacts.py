@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 import tomllib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,7 +28,7 @@ _FIELDS = {
 }  # fmt: skip
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Contact:
     """One recipient of letters, with every channel that reaches it."""
 
@@ -171,17 +171,52 @@ def contact_from_table(table: dict[str, Any], where: str, *, user: bool = False)
     )
 
 
-def load_contacts(
+def _chunks(path: Path) -> Iterator[tuple[int, str, dict[str, Any] | tomllib.TOMLDecodeError]]:
+    """The file cut before each ``[[contact]]`` header and parsed: (first line, text, table or error).
+
+    Each piece is parsed on its own, so a large recipients file is never held
+    in memory whole.  A header inside a multi-line string is not a cut: a
+    piece that ends inside an open string simply grows.
+    """
+
+    def parse(text: str) -> dict[str, Any] | tomllib.TOMLDecodeError:
+        try:
+            return tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            return exc
+
+    with path.open(encoding="utf-8") as fh:
+        start, lines = 1, []
+        for number, line in enumerate(fh, 1):
+            if line.startswith("[[contact]]") and lines:
+                text = "".join(lines)
+                parsed = parse(text)
+                if not (isinstance(parsed, tomllib.TOMLDecodeError) and "end of document" in str(parsed)):
+                    yield start, text, parsed
+                    start, lines = number, []
+            lines.append(line)
+        if lines:
+            text = "".join(lines)
+            yield start, text, parse(text)
+
+
+def _shift_line(message: str, offset: int) -> str:
+    """Make tomllib's "(at line N, column M)" count from the start of the file."""
+    return re.sub(r"line (\d+)", lambda m: f"line {int(m[1]) + offset}", message)
+
+
+def iter_contacts(
     path: Path,
     *,
     user: bool = False,
     problems: list[LetterkitError] | None = None,
     missing_ok: bool = False,
-) -> list[Contact]:
-    """Read a recipients.toml (or the user's contacts.toml).
+) -> Iterator[Contact]:
+    """Stream the contacts of a recipients.toml (or the user's contacts.toml), validated.
 
-    With ``problems`` given, every problem is appended there and the valid
-    contacts are still returned; otherwise the first problem is raised.
+    Memory stays flat however long the file is.  With ``problems`` given,
+    every problem is appended there and the valid contacts are still yielded;
+    otherwise the first problem is raised.
     """
 
     def fail(error: LetterkitError) -> None:
@@ -189,41 +224,56 @@ def load_contacts(
             raise error
         problems.append(error)
 
+    seen: dict[str, str] = {}
     try:
-        text = path.read_text(encoding="utf-8")
+        for start, text, raw in _chunks(path):
+            if isinstance(raw, tomllib.TOMLDecodeError):
+                message = _shift_line(str(raw), start - 1)
+                fail(CampaignError(f"{path}: invalid TOML: {message}", hint="fix the syntax at that line"))
+                return
+            tables = raw.get("contact", [])
+            if not isinstance(tables, list):
+                fail(CampaignError(f"{path}: 'contact' must be an array of tables: write [[contact]]"))
+                return
+            lines = [start + n for n in _lines_of_chunk(text)] if tables else []
+            for i, table in enumerate(tables):
+                where = f"{path}:{lines[i] if i < len(lines) else start}"
+                try:
+                    if not isinstance(table, dict):
+                        raise ContactError(f"{where}: a contact must be a table: write [[contact]]")
+                    contact = contact_from_table(table, where, user=user)
+                except LetterkitError as exc:
+                    fail(exc)
+                    continue
+                if contact.id in seen:
+                    fail(
+                        ContactError(
+                            f"{where}: duplicate contact id {contact.id!r} (first at {seen[contact.id]})"
+                        )
+                    )
+                    continue
+                seen[contact.id] = where
+                yield contact
     except FileNotFoundError:
-        if missing_ok:
-            return []
-        fail(CampaignError(f"{path}: file not found", hint="a campaign folder needs a recipients.toml"))
-        return []
+        if not missing_ok:
+            fail(CampaignError(f"{path}: file not found", hint="a campaign folder needs a recipients.toml"))
     except (OSError, UnicodeDecodeError) as exc:
         fail(CampaignError(f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}"))
-        return []
-    try:
-        raw = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        fail(CampaignError(f"{path}: invalid TOML: {exc}", hint="fix the syntax at that line"))
-        return []
-    tables = raw.get("contact", [])
-    if not isinstance(tables, list):
-        fail(CampaignError(f"{path}: 'contact' must be an array of tables: write [[contact]]"))
-        return []
-    lines = _lines_of_tables(text)
-    contacts: list[Contact] = []
-    seen: dict[str, str] = {}
-    for i, table in enumerate(tables):
-        where = f"{path}:{lines[i] if i < len(lines) else '?'}"
-        try:
-            contact = contact_from_table(table, where, user=user)
-        except LetterkitError as exc:
-            fail(exc)
-            continue
-        if contact.id in seen:
-            fail(ContactError(f"{where}: duplicate contact id {contact.id!r} (first at {seen[contact.id]})"))
-            continue
-        seen[contact.id] = where
-        contacts.append(contact)
-    return contacts
+
+
+def _lines_of_chunk(text: str) -> list[int]:
+    return [i for i, line in enumerate(text.splitlines()) if line.strip().startswith("[[contact]]")]
+
+
+def load_contacts(
+    path: Path,
+    *,
+    user: bool = False,
+    problems: list[LetterkitError] | None = None,
+    missing_ok: bool = False,
+) -> list[Contact]:
+    """Read a recipients.toml (or the user's contacts.toml) into a list (see :func:`iter_contacts`)."""
+    return list(iter_contacts(path, user=user, problems=problems, missing_ok=missing_ok))
 
 
 def merge(campaign: Iterable[Contact], user: Iterable[Contact]) -> list[Contact]:
@@ -237,32 +287,60 @@ def groups_of(contacts: Iterable[Contact]) -> list[str]:
     return sorted({g for c in contacts for g in c.groups})
 
 
-def select(contacts: Sequence[Contact], selectors: Iterable[str]) -> list[Contact]:
-    """Resolve selectors (``id`` or ``group:NAME``) to contacts, in order, without repeats."""
-    by_id = {c.id: c for c in contacts}
-    chosen: dict[str, Contact] = {}
-    for raw in selectors:
-        sel = raw.strip()
+def matches(contact: Contact, selectors: Iterable[str]) -> bool:
+    """True if a selector (``id`` or ``group:NAME``) picks this contact."""
+    for sel in selectors:
+        sel = sel.strip()
+        if sel.startswith("group:"):
+            if sel.removeprefix("group:") in contact.groups:
+                return True
+        elif sel == contact.id:
+            return True
+    return False
+
+
+def iter_select(contacts: Iterable[Contact], selectors: Iterable[str]) -> Iterator[Contact]:
+    """Stream the contacts that selectors (``id`` or ``group:NAME``) pick, in file order, once each.
+
+    A selector that picks nobody (an unknown id, an empty group) raises
+    :class:`ContactError` once the contacts have been read.
+    """
+    wanted = [sel.strip() for sel in selectors]
+    ids = {sel for sel in wanted if not sel.startswith("group:")}
+    groups = {sel.removeprefix("group:") for sel in wanted if sel.startswith("group:")}
+    found_ids: set[str] = set()
+    found_groups: set[str] = set()
+    known_groups: set[str] = set()
+    some_ids: list[str] = []
+    for contact in contacts:
+        known_groups.update(contact.groups)
+        if len(some_ids) < 12:
+            some_ids.append(contact.id)
+        hit_groups = groups.intersection(contact.groups)
+        if contact.id in ids or hit_groups:
+            found_groups |= hit_groups
+            if contact.id in ids:
+                found_ids.add(contact.id)
+            yield contact
+    for sel in wanted:
         if sel.startswith("group:"):
             group = sel.removeprefix("group:")
-            members = [c for c in contacts if group in c.groups]
-            if not members:
-                known = ", ".join(groups_of(contacts)) or "none"
+            if group not in found_groups:
                 raise ContactError(
-                    f"no contact is in group {group!r} (groups: {known})",
+                    f"no contact is in group {group!r} (groups: {', '.join(sorted(known_groups)) or 'none'})",
                     hint="see them with: letterkit contacts",
                 )
-            for c in members:
-                chosen.setdefault(c.id, c)
-        elif sel in by_id:
-            chosen.setdefault(sel, by_id[sel])
-        else:
-            close = ", ".join(sorted(by_id)) or "none"
+        elif sel not in found_ids:
+            known = ", ".join(sorted(some_ids)) + (", ..." if len(some_ids) == 12 else "")
             raise ContactError(
-                f"unknown contact id {sel!r} (known: {close})",
+                f"unknown contact id {sel!r} (known: {known or 'none'})",
                 hint="use an id from 'letterkit contacts' or group:NAME",
             )
-    return list(chosen.values())
+
+
+def select(contacts: Iterable[Contact], selectors: Iterable[str]) -> list[Contact]:
+    """The contacts that selectors pick, in file order, without repeats (see :func:`iter_select`)."""
+    return list(iter_select(contacts, selectors))
 
 
 def filter_contacts(

@@ -2,7 +2,7 @@
 
 Some recipients have no e-mail address (the OSCE Secretariat has a postal
 address, a fax number and web forms only), and some campaigns ask for paper
-letters.  This module turns composed :class:`~letterkit.compose.Letter` objects
+letters.  This module turns composed :class:`~letterkit.letters.Letter` objects
 into files a person can print, fax, open in a mail client or paste into a web
 form:
 
@@ -40,8 +40,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
-from .compose import Letter, to_message
 from .errors import ConfigError, ExportError
+from .letters import Letter, to_message
 
 if TYPE_CHECKING:
     from fpdf import FPDF

@@ -15,7 +15,7 @@ envelope recipients, signer) that are stripped before transmission.
 Ledger statuses: ``queued`` (in the outbox), ``failed`` (refused permanently;
 still in the outbox with the reason), ``sent``, ``partial`` (some recipients
 refused), ``prepared`` (written out for delivery by hand) and ``done``
-(delivered by hand).  A letter's identity is :attr:`letterkit.compose.Letter.key`
+(delivered by hand).  A letter's identity is :attr:`letterkit.letters.Letter.key`
 (campaign/template/recipient/signer): :meth:`Outbox.queue` skips keys already
 sent, prepared or done (unless ``resend``) and keys still in the outbox.
 
@@ -65,8 +65,8 @@ from .validation import check_address
 if TYPE_CHECKING:
     import sqlite3
 
-    from .compose import Letter
     from .config import Account
+    from .letters import Letter
     from .transport import DeliveryResult, Transport
 
 STATUSES = ("queued", "failed", "sent", "partial", "prepared", "done")
@@ -718,7 +718,7 @@ class Outbox:
     ) -> QueueResult:
         """Write every letter durably to the outbox (e-mail) or prepare it by hand; all or nothing.
 
-        ``letters`` may be a generator (e.g. :func:`letterkit.compose.compose`):
+        ``letters`` may be a generator (e.g. :func:`letterkit.letters.compose`):
         each letter is staged as it comes, and nothing per letter is kept in
         memory.  If any letter raises, nothing is queued.  ``account`` sets the
         From address (its own address, the signer's name); without one the
@@ -728,7 +728,7 @@ class Outbox:
         ``prepared``.  Skipped letters go to ``on_skip`` if given, else into
         ``QueueResult.skipped``.
         """
-        from .compose import message_bytes
+        from .letters import message_bytes
 
         conn = self._write_db()
         self._dirs()
@@ -990,7 +990,7 @@ class Outbox:
 
     def _readdress(self, path: Path, meta: dict[str, str], message: bytes, account: Account) -> bytes:
         """Set From (and Reply-To) for the delivering account and rewrite the outbox file."""
-        from .compose import set_sender
+        from .letters import set_sender
 
         message = set_sender(message, meta.get("signer", ""), account.from_addr, meta.get("signer-email", ""))
         data = _meta_block({**meta, "account": account.name}) + message

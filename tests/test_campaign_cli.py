@@ -272,7 +272,8 @@ def test_campaign_lookup_current_directory_and_env(invoke, campaign_copy, monkey
 
 def test_contacts_add_embassy_and_remove(invoke, isolated):
     result = invoke(
-        "contacts", "add", "--id", "embassy-xx", "--name", "Embassy of the Republic of Kazakhstan in Exampleland",
+        "contacts", "add", "--id", "embassy-xx",
+        "--name", "Embassy of the Republic of Kazakhstan in Exampleland",
         "--group", "kazakhstan", "--email", "embassy@example.org", "--address", "1 Example Road",
         "--address", "Example City", "--salutation", "Your Excellency,",
     )  # fmt: skip
@@ -347,8 +348,8 @@ def test_letter_becomes_a_standard_email():
     import email.policy
 
     from letterkit.campaign import load_campaign
-    from letterkit.compose import compose_all, to_message
     from letterkit.config import Signer
+    from letterkit.letters import compose_all, to_message
 
     campaign = load_campaign()
     signer = Signer(name="Ана Пример", email="ana@example.org", city="Алматы")

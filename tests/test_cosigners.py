@@ -61,7 +61,9 @@ def test_missing_columns_and_header_injection(tmp_path):
 
 def test_preview_lists_cosigners_under_the_signature(invoke, tmp_path):
     csv = write(tmp_path, GOOD)
-    result = invoke("preview", "protest", "--to", "kz-osce-delegation", "--cosigners", str(csv), "--json", *SIGNER)
+    result = invoke(
+        "preview", "protest", "--to", "kz-osce-delegation", "--cosigners", str(csv), "--json", *SIGNER
+    )
     assert result.exit_code == 0, result.output
     letters = json.loads(result.stdout)["letters"]
     assert [lt["channel"] for lt in letters] == ["email", "hand"]  # + the OSCE's copy

@@ -72,8 +72,8 @@ def test_kill_9_mid_batch_then_resume(invoke, make_smtp_server, tmp_path, resume
 def test_interrupted_while_composing_queues_nothing(invoke, make_smtp_server, tmp_path):
     """Ctrl-C (or any error) before every letter is staged leaves nothing behind."""
     from letterkit.campaign import load_campaign
-    from letterkit.compose import compose
     from letterkit.config import Signer
+    from letterkit.letters import compose
     from letterkit.outbox import Outbox
 
     camp = load_campaign(write_campaign(tmp_path / "camp", missions=5))

@@ -21,7 +21,6 @@ import pytest
 from conftest import REPO, SIGNER
 
 from letterkit.campaign import load_campaign
-from letterkit.compose import compose_all
 from letterkit.config import Signer
 from letterkit.errors import ExportError
 from letterkit.export import (
@@ -33,6 +32,7 @@ from letterkit.export import (
     prepare_by_hand,
     render_pdf,
 )
+from letterkit.letters import compose_all
 
 DAY = dt.date(2026, 11, 26)
 PERSON = Signer(name="A. Person", email="a.person@example.org", city="Leeds", country="UK")
@@ -379,8 +379,8 @@ def test_txt_is_subject_blank_line_body(invoke, mini, tmp_path):
 
 
 def test_letter_text_and_file_stem():
-    from letterkit.compose import Letter
     from letterkit.contacts import Contact
+    from letterkit.letters import Letter
 
     contact = Contact(id="osce-secretariat", name="OSCE")
     letter = Letter(

@@ -21,9 +21,9 @@ from smtp_server import (  # noqa: F401  (fixtures)
 )
 
 from letterkit.campaign import load_campaign
-from letterkit.compose import compose
 from letterkit.config import Signer
 from letterkit.errors import OutboxError, TemplateError
+from letterkit.letters import compose
 from letterkit.outbox import Outbox, send_letters, split_message
 from letterkit.transport import SmtpTransport
 

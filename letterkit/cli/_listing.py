@@ -67,7 +67,7 @@ def show_contacts(*, group: str | None = None, channel: str | None = None, as_js
 
 def show_templates(*, as_json: bool = False) -> None:
     """List the campaign's letter templates with their languages and default recipients."""
-    from ..compose import Renderer
+    from ..letters import Renderer
 
     campaign = _output.load_campaign(with_user_contacts=False)
     renderer = Renderer(campaign)

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from ..compose import Letter
+    from ..letters import Letter
 
 
 def letter_headers(letter: Letter, from_addr: str | None = None) -> list[tuple[str, str]]:

@@ -168,7 +168,7 @@ def preview(
     as_json: JsonOpt = False,
 ) -> None:
     """Show each letter exactly as it would be sent: From, To, Cc, Subject and body."""
-    from ..compose import compose_all
+    from ..letters import compose_all
 
     config = _common.load_config()
     signer = _common.resolve_signer(config, name, email, city, country, organisation)

@@ -64,8 +64,8 @@ from ._common import (
 
 if TYPE_CHECKING:
     from ..campaign import Campaign
-    from ..compose import Letter
     from ..config import Account
+    from ..letters import Letter
     from ..outbox import DeliveryReport, Outbox, QueueResult, Row, Skipped
     from ..transport import SmtpTransport
 
@@ -515,7 +515,7 @@ def _edited(
 
 
 def _warnings(campaign: Campaign, template: str, to: list[str], cc: list[str] | None) -> list[str]:
-    from ..compose import plan
+    from ..letters import plan
 
     out = []
     if campaign.deadline_passed():
@@ -597,8 +597,8 @@ def send(
 ) -> None:
     import os
 
-    from ..compose import compose
     from ..errors import InvalidValue, NotConfirmed
+    from ..letters import compose
 
     config = _output.load_config()
     signer = _common.resolve_signer(config, name, email, city, country, organisation)

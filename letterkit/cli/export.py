@@ -28,8 +28,8 @@ from ._common import (
 )
 
 if TYPE_CHECKING:
-    from ..compose import Letter
     from ..export import ExportPlan
+    from ..letters import Letter
 
 
 _HELP = """Write the letters to files: PDFs to print and post or fax, .eml/.mbox to open in a
@@ -80,9 +80,9 @@ def export(
     cosigners: CosignersOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    from ..compose import compose_all
     from ..errors import ExportError
     from ..export import FORMATS, plan_export
+    from ..letters import compose_all
     from .campaign import campaign_warnings
 
     fmt = fmt.strip().lower()

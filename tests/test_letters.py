@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from letterkit.campaign import load_campaign
-from letterkit.compose import Renderer, compose_all, message_bytes, set_sender, to_message
 from letterkit.config import Signer
 from letterkit.errors import InvalidValue
+from letterkit.letters import Renderer, compose_all, message_bytes, set_sender, to_message
 
 SIGNER = Signer(name="A. Person", email="a.person@example.org", city="Leeds", country="UK")
 

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from .campaign import Campaign, TemplateFile
 from .config import Signer
-from .contacts import Contact, select
+from .contacts import Contact, iter_select, matches, select
 from .cosigners import Cosigner
 from .errors import ContactError, InvalidValue, LetterkitError, TemplateError
 from .validation import check_address, check_header_value
@@ -330,10 +330,28 @@ def _template_line(exc: BaseException, t: TemplateFile, part: str) -> int:
 
 @dataclass
 class LetterPlan:
-    """Which contacts a letter goes to: primaries and copies."""
+    """Which contacts a letter goes to: primaries (streamed) and copies (a short list)."""
 
-    primary: list[Contact]
+    campaign: Campaign
+    selectors: tuple[str, ...]
     copies: list[Contact]  # cc contacts (by e-mail on each letter, or a separate copy by hand)
+
+    def primaries(self) -> Iterator[Contact]:
+        """Stream the primary recipients; raises if one has no channel or there are none."""
+        count = 0
+        for contact in iter_select(self.campaign.iter_contacts(), self.selectors):
+            _check_reachable(contact)
+            count += 1
+            yield contact
+        if not count:
+            raise ContactError(
+                "the template names no recipients",
+                hint="pass --to ID or --to group:NAME, or set 'to' in its front matter",
+            )
+
+    @property
+    def primary(self) -> list[Contact]:
+        return list(self.primaries())
 
     @property
     def copy_emails(self) -> list[str]:
@@ -344,29 +362,41 @@ class LetterPlan:
         return [c for c in self.copies if not c.email]
 
 
+def _check_reachable(contact: Contact) -> None:
+    if not contact.channels:
+        raise ContactError(
+            f"contact {contact.id!r} has no e-mail, fax, postal address or web form",
+            hint=f"add one in {contact.origin or 'recipients.toml'}",
+        )
+
+
 def plan(
     campaign: Campaign,
     template: str,
     to: Sequence[str] = (),
     cc: Sequence[str] | None = None,
 ) -> LetterPlan:
-    """Resolve recipients: ``to`` (else the template's default) and copies."""
+    """Resolve recipients: ``to`` (else the template's default) and copies.
+
+    Copies are read now (a contact that is also a primary recipient is not a
+    copy); primaries are streamed by :meth:`LetterPlan.primaries`.
+    """
     t = campaign.template(template)
-    primary = select(campaign.contacts, to or t.to)
-    if not primary:
+    selectors = tuple(to or t.to)
+    if not selectors:
         raise ContactError(
             f"template {template!r} names no recipients",
             hint="pass --to ID or --to group:NAME, or set 'to' in its front matter",
         )
-    ids = {c.id for c in primary}
-    copies = [c for c in select(campaign.contacts, t.cc if cc is None else cc) if c.id not in ids]
-    for c in [*primary, *copies]:
-        if not c.channels:
-            raise ContactError(
-                f"contact {c.id!r} has no e-mail, fax, postal address or web form",
-                hint=f"add one in {c.origin or 'recipients.toml'}",
-            )
-    return LetterPlan(primary, copies)
+    cc_selectors = tuple(t.cc if cc is None else cc)
+    copies = [
+        c
+        for c in (select(campaign.iter_contacts(), cc_selectors) if cc_selectors else [])
+        if not matches(c, selectors)
+    ]
+    for c in copies:
+        _check_reachable(c)
+    return LetterPlan(campaign, selectors, copies)
 
 
 def compose(
@@ -402,10 +432,19 @@ def compose(
     views: dict[str, dict[str, Any]] = {}
     signer_view = signer.as_dict()
     cosigner_views = [c.__dict__ for c in cosigners]
-    primary_names = [c.name for c in who_plan.primary]
-    for contact, is_copy in [(c, False) for c in who_plan.primary] + [
-        (c, True) for c in who_plan.hand_copies
-    ]:
+    hand_copies = who_plan.hand_copies
+    primary_names: list[str] = []  # for the copies' "a copy of my letter to ..." (only if there are any)
+    copy_emails = who_plan.copy_emails
+
+    def recipients() -> Iterator[tuple[Contact, bool]]:
+        for c in who_plan.primaries():
+            if hand_copies:
+                primary_names.append(c.name)
+            yield c, False
+        for c in hand_copies:
+            yield c, True
+
+    for contact, is_copy in recipients():
         lang = language or contact.language
         t = campaign.template(template, lang)
         if t.language not in views:
@@ -429,9 +468,7 @@ def compose(
             raise TemplateError(f"{t.path}: the body contains a NUL byte for contact {contact.id}")
         if contact.email and not is_copy:
             to_addrs: tuple[str, ...] = (contact.email,)
-            cc_addrs = tuple(
-                dict.fromkeys(a for a in (*contact.cc, *who_plan.copy_emails) if a != contact.email)
-            )
+            cc_addrs = tuple(dict.fromkeys(a for a in (*contact.cc, *copy_emails) if a != contact.email))
         else:
             to_addrs, cc_addrs = (), ()
         yield Letter(
@@ -463,15 +500,32 @@ def _ascii(text: str) -> bool:
 
 def _header(name: str, value: str, *, structured: bool = True) -> str:
     """One header field, RFC 2047-encoded where needed and folded at 78 characters."""
-    if _ascii(value) and len(name) + 2 + len(value) <= 78:
-        return f"{name}: {value}"
+    if _ascii(value):
+        return _fold(f"{name}: {value}")
     from email.header import Header
 
-    charset = "us-ascii" if _ascii(value) else "utf-8"
-    folded = Header(value, charset, maxlinelen=78, header_name=name).encode(
+    folded = Header(value, "utf-8", maxlinelen=78, header_name=name).encode(
         splitchars=", " if structured else " ", linesep="\n"
     )
     return f"{name}: {folded}"
+
+
+def _fold(line: str, width: int = 78) -> str:
+    """Fold an ASCII header line before a space so lines stay within ``width`` where possible."""
+    if len(line) <= width:
+        return line
+    parts = []
+    start = line.index(":") + 2
+    while len(line) > width:
+        cut = line.rfind(" ", start, width)
+        if cut < 0:
+            cut = line.find(" ", width)  # a long word: fold at the next space after it
+            if cut < 0:
+                break
+        parts.append(line[:cut])
+        line, start = line[cut:], 1
+    parts.append(line)
+    return "\n".join(parts)
 
 
 def _address(name: str, addr: str) -> str:
