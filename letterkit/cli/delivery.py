@@ -392,37 +392,33 @@ def _by_hand_entries(
 
 
 def _show_by_hand(entries: list[dict[str, Any]]) -> None:
+    """One block per recipient without e-mail: how to reach it and the files ready for it."""
+    from rich.panel import Panel
     from rich.table import Table
 
     if not entries:
         return
-    table = Table(title="Needs your hand", title_justify="left", show_lines=True)
-    table.add_column("#", justify="right")
-    table.add_column("recipient")
-    table.add_column("by")
-    table.add_column("fax", no_wrap=True)
-    table.add_column("postal address")
-    table.add_column("web form", overflow="fold")
+    console = _output.err()
+    console.print("[bold]Needs your hand[/] — these recipients have no e-mail address:")
     for e in entries:
-        who = _esc(e["recipient_name"] or e["recipient"])
-        if e["prepared_earlier"]:
-            who += " [dim](prepared earlier)[/]"
-        table.add_row(
-            str(e["id"]),
-            who,
-            _esc(", ".join(e["channels"])),
-            _esc(e["fax"]),
-            _esc("\n".join(e["address"])),
-            _esc("\n".join(e["web_form"])),
-        )
-    _output.err().print(table)
-    for e in entries:
+        grid = Table.grid(padding=(0, 2))
+        grid.add_column(style="bold", no_wrap=True)
+        grid.add_column(overflow="fold")
+        if e["fax"]:
+            grid.add_row("fax", _esc(e["fax"]))
+        if e["address"]:
+            grid.add_row("post", _esc("\n".join(e["address"])))
+        for i, url in enumerate(e["web_form"]):
+            grid.add_row("web form" if i == 0 else "", _esc(url))
+        labels = {"pdf": "PDF to print", "txt": "text for forms"}
         for kind, path in e["files"].items():
-            label = {"pdf": "to print or fax", "txt": "to paste into a web form"}.get(kind, kind)
-            _output.info(f"#{e['id']} {label}: {_esc(path)}")
+            grid.add_row(labels.get(kind, kind), _esc(path))
+        who = _esc(e["recipient_name"] or e["recipient"])
+        earlier = " [dim](prepared earlier)[/]" if e["prepared_earlier"] else ""
+        console.print(Panel(grid, title=f"#{e['id']} {who}{earlier}", title_align="left"))
     _output.info(
-        "These recipients have no e-mail address: print and post or fax the PDF, or paste "
-        "the text into the web form. Then record it: letterkit log done ID --via fax|post|web"
+        "When you have faxed, posted or submitted one, record it: "
+        "letterkit log done ID --via fax|post|web"
     )
 
 
