@@ -550,6 +550,13 @@ def _body(text: str) -> tuple[str, bytes]:
     return ("quoted-printable", qp) if len(qp) <= len(b64) else ("base64", b64)
 
 
+def _make_msgid(domain: str) -> str:
+    """A unique Message-ID: 128 random bits (the PRNG is seeded from the OS at start-up)."""
+    import random
+
+    return f"<{random.getrandbits(128):032x}.letterkit@{domain}>"
+
+
 def message_bytes(
     letter: Letter,
     *,
@@ -577,7 +584,7 @@ def message_bytes(
     headers.append(_header("Subject", check_header_value(letter.subject, "subject"), structured=False))
     headers.append("Date: " + email.utils.format_datetime(date or dt.datetime.now().astimezone()))
     domain = sender.rpartition("@")[2] if sender else "letterkit.invalid"
-    msgid = message_id or email.utils.make_msgid(domain=domain)
+    msgid = message_id or _make_msgid(domain)
     check_header_value(msgid, "Message-ID")
     headers.append(f"Message-ID: {msgid}")
     headers.append(f"Content-Language: {check_header_value(letter.language, 'language')}")

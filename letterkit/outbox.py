@@ -47,6 +47,7 @@ Only one process delivers from an outbox at a time (a lock file,
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import os
 import socket
@@ -316,6 +317,19 @@ _counter = 0
 _host = ""
 
 
+@functools.cache
+def _pid_cached() -> int:
+    return os.getpid()
+
+
+def _pid() -> int:
+    return _pid_cached()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_pid_cached.cache_clear)
+
+
 def _unique_name() -> str:
     """A Maildir unique file name (time, microseconds, pid, counter, host)."""
     global _counter, _host
@@ -323,7 +337,7 @@ def _unique_name() -> str:
     if not _host:
         _host = socket.gethostname().replace("/", r"\057").replace(":", r"\072") or "localhost"
     now = time.time()
-    return f"{int(now)}.M{int((now % 1) * 1e6):06d}P{os.getpid()}Q{_counter}.{_host}"
+    return f"{int(now)}.M{int((now % 1) * 1e6):06d}P{_pid()}Q{_counter}.{_host}"
 
 
 def _colon() -> str:

@@ -30,28 +30,41 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JS
 ToOpt = Annotated[
     list[str] | None,
     typer.Option(
-        "--to", help="Recipients: a contact id or group:NAME (repeatable). Default: the template's."
+        "--to",
+        metavar="SEL",
+        help="Recipients: a contact id or group:NAME (repeatable). Default: the template's.",
     ),
 ]
 LangOpt = Annotated[
     str | None,
-    typer.Option("--lang", help="Write every letter in this language (default: each recipient's)."),
+    typer.Option(
+        "--lang", metavar="LANG", help="Write every letter in this language (default: each recipient's)."
+    ),
 ]
-NameOpt = Annotated[str | None, typer.Option("--name", envvar="LETTERKIT_SIGNER_NAME", help="Signer's name.")]
+NameOpt = Annotated[
+    str | None, typer.Option("--name", envvar="LETTERKIT_SIGNER_NAME", metavar="NAME", help="Signer's name.")
+]
 EmailOpt = Annotated[
-    str | None, typer.Option("--email", envvar="LETTERKIT_SIGNER_EMAIL", help="Signer's e-mail address.")
+    str | None,
+    typer.Option("--email", envvar="LETTERKIT_SIGNER_EMAIL", metavar="ADDR", help="Signer's e-mail address."),
 ]
-CityOpt = Annotated[str | None, typer.Option("--city", help="Signer's city.")]
-CountryOpt = Annotated[str | None, typer.Option("--country", help="Signer's country.")]
+CityOpt = Annotated[str | None, typer.Option("--city", metavar="CITY", help="Signer's city.")]
+CountryOpt = Annotated[str | None, typer.Option("--country", metavar="COUNTRY", help="Signer's country.")]
 OrgOpt = Annotated[
-    str | None, typer.Option("--organisation", "--organization", help="Signer's organisation.")
+    str | None, typer.Option("--organisation", "--organization", metavar="ORG", help="Signer's organisation.")
 ]
 CosignersOpt = Annotated[
     str | None,
-    typer.Option("--cosigners", help="CSV of co-signers (name,city,country,organisation,consent)."),
+    typer.Option(
+        "--cosigners", metavar="FILE.csv", help="CSV of co-signers (name,city,country,organisation,consent)."
+    ),
 ]
-NoteOpt = Annotated[str | None, typer.Option("--note", help="Your personal words, added to every letter.")]
-NoteFileOpt = Annotated[str | None, typer.Option("--note-file", help="Read the personal note from a file.")]
+NoteOpt = Annotated[
+    str | None, typer.Option("--note", metavar="TEXT", help="Your personal words, added to every letter.")
+]
+NoteFileOpt = Annotated[
+    str | None, typer.Option("--note-file", metavar="FILE", help="Read the personal note from a file.")
+]
 
 
 def resolve_signer(

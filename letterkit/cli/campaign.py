@@ -59,7 +59,7 @@ def contacts_add(
     ] = None,
     email: Annotated[str | None, typer.Option("--email", help="E-mail address.")] = None,
     cc: Annotated[
-        list[str] | None, typer.Option("--cc", help="Address to copy on every e-mail to it.")
+        list[str] | None, typer.Option("--cc", metavar="SEL", help="Address to copy on every e-mail to it.")
     ] = None,
     fax: Annotated[str | None, typer.Option("--fax", help="Fax number.")] = None,
     phone: Annotated[list[str] | None, typer.Option("--phone", help="Phone number (repeatable).")] = None,
@@ -148,10 +148,11 @@ def templates(as_json: JsonOpt = False) -> None:
 
 @app.command()
 def preview(
-    template: Annotated[str, typer.Argument(help="Template name, e.g. protest.")],
+    template: Annotated[str, typer.Argument(metavar="TEMPLATE", help="Template name, e.g. protest.")],
     to: ToOpt = None,
     cc: Annotated[
-        list[str] | None, typer.Option("--cc", help="Copies instead of the template's (repeatable).")
+        list[str] | None,
+        typer.Option("--cc", metavar="SEL", help="Copies instead of the template's (repeatable)."),
     ] = None,
     lang: LangOpt = None,
     name: NameOpt = None,
@@ -163,7 +164,7 @@ def preview(
     note_file: NoteFileOpt = None,
     cosigners: CosignersOpt = None,
     account: Annotated[
-        str | None, typer.Option("--account", help="Show From as this account would send it.")
+        str | None, typer.Option("--account", metavar="NAME", help="Show From as this account would send it.")
     ] = None,
     as_json: JsonOpt = False,
 ) -> None:

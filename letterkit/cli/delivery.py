@@ -65,6 +65,7 @@ from ._common import (
 if TYPE_CHECKING:
     from ..campaign import Campaign
     from ..config import Account
+    from ..contacts import Contact
     from ..letters import Letter
     from ..outbox import DeliveryReport, Outbox, QueueResult, Row, Skipped
     from ..transport import SmtpTransport
@@ -101,6 +102,7 @@ AccountOpt = Annotated[
     str | None,
     typer.Option(
         "--account",
+        metavar="NAME",
         help="Mail account to send through (default: $LETTERKIT_ACCOUNT, the default one, or the only one).",
         show_default=False,
     ),
@@ -369,9 +371,10 @@ def _by_hand_entries(
     campaign: Campaign, queued: QueueResult, skips: _Skips, box: Outbox
 ) -> list[dict[str, Any]]:
     """Letters the signer must deliver: prepared now, or prepared earlier and not yet done."""
-    contacts = {c.id: c for c in campaign.contacts}
     rows: list[tuple[Row, bool]] = [(r, False) for r in queued.prepared]
     rows += [(box.get(s.row_id), True) for s in skips.prepared if s.row_id is not None]
+    wanted = {row.recipient for row, _ in rows}
+    contacts = {c.id: c for c in campaign.iter_contacts() if c.id in wanted} if wanted else {}
     entries: list[dict[str, Any]] = []
     for row, earlier in rows:
         c = contacts.get(row.recipient)
@@ -417,8 +420,7 @@ def _show_by_hand(entries: list[dict[str, Any]]) -> None:
         earlier = " [dim](prepared earlier)[/]" if e["prepared_earlier"] else ""
         console.print(Panel(grid, title=f"#{e['id']} {who}{earlier}", title_align="left"))
     _output.info(
-        "When you have faxed, posted or submitted one, record it: "
-        "letterkit log done ID --via fax|post|web"
+        "When you have faxed, posted or submitted one, record it: letterkit log done ID --via fax|post|web"
     )
 
 
@@ -510,22 +512,64 @@ def _edited(
         yield edited
 
 
-def _warnings(campaign: Campaign, template: str, to: list[str], cc: list[str] | None) -> list[str]:
-    from ..letters import plan
+def _deadline_warnings(campaign: Campaign) -> list[str]:
+    if not campaign.deadline_passed():
+        return []
+    return [
+        f"this campaign asked for action before {campaign.act_before}; that date has passed — "
+        "check that the appeal is still current"
+    ]
 
-    out = []
-    if campaign.deadline_passed():
-        out.append(
-            f"this campaign asked for action before {campaign.act_before}; that date has passed — "
-            "check that the appeal is still current"
-        )
-    who = plan(campaign, template, to, cc)
-    stale = [c for c in [*who.primary, *who.copies] if c.is_stale()]
-    if stale:
-        dates = ", ".join(sorted({c.checked or "never" for c in stale}))
-        ids = ", ".join(c.id for c in stale)
-        out.append(f"contact data last checked {dates}: verify before relying on it ({ids})")
-    return out
+
+class _ContactOnly:
+    """Lets :meth:`_StaleContacts.track` look at bare contacts (a dry run's plan)."""
+
+    def __init__(self, contact: Contact) -> None:
+        self.contact = contact
+
+
+class _StaleContacts:
+    """Notes, as letters stream past, which recipients' contact data is old (a few ids kept)."""
+
+    SHOW = 8
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.ids: list[str] = []
+        self.dates: set[str] = set()
+        self.reported = False
+
+    def track(self, letters: Iterable[Letter]) -> Iterator[Letter]:
+        for letter in letters:
+            c = letter.contact
+            if c.is_stale():
+                self.count += 1
+                self.dates.add(c.checked or "never")
+                if len(self.ids) < self.SHOW:
+                    self.ids.append(c.id)
+            yield letter
+
+    def count_contacts(self, contacts: Iterable[Contact]) -> None:
+        for _ in self.track(_ContactOnly(c) for c in contacts):  # type: ignore[misc]
+            pass
+
+    def report(self, base: dict[str, Any]) -> None:
+        """Warn (once) and add the warning to the JSON document's ``warnings``."""
+        if self.reported:
+            return
+        self.reported = True
+        for w in self.warnings():
+            _output.warn(w)
+            base["warnings"].append(w)
+
+    def warnings(self) -> list[str]:
+        if not self.count:
+            return []
+        more = f" and {self.count - len(self.ids)} more" if self.count > len(self.ids) else ""
+        return [
+            f"contact data last checked {', '.join(sorted(self.dates))}: verify before relying on it "
+            f"({', '.join(self.ids)}{more})"
+        ]
 
 
 # --- send ------------------------------------------------------------------------------------
@@ -549,11 +593,13 @@ letters stay queued until you add one and run 'letterkit outbox flush'.
 
 @app.command(help=_SEND_HELP, short_help="Send letters through your own mail account.")
 def send(
-    template: Annotated[str, typer.Argument(help="Template name, e.g. protest.")],
+    template: Annotated[str, typer.Argument(metavar="TEMPLATE", help="Template name, e.g. protest.")],
     to: ToOpt = None,
     cc: Annotated[
         list[str] | None,
-        typer.Option("--cc", help="Copies instead of the template's (repeatable): id or group:NAME."),
+        typer.Option(
+            "--cc", metavar="SEL", help="Copies instead of the template's (repeatable): id or group:NAME."
+        ),
     ] = None,
     lang: LangOpt = None,
     account: AccountOpt = None,
@@ -613,7 +659,7 @@ def send(
     co = _common.read_cosigners(cosigners)
     acct = config.account(account)
     per_minute = parse_rate(rate, config.rate)
-    warnings = _warnings(campaign, template, list(to or ()), cc)
+    warnings = _deadline_warnings(campaign)
     for w in warnings:
         _output.warn(w)
     interactive = _output.interactive()
@@ -650,18 +696,27 @@ def send(
         "deadline_passed": campaign.deadline_passed(),
         "warnings": warnings,
     }
+    stale = _StaleContacts()
     if dry_run:
+        from ..letters import plan
+
+        who = plan(campaign, template, to or (), cc)
+        stale.count_contacts([*who.primaries(), *who.copies])
+        stale.report(base)
         _dry_run(letters, acct, resend=resend, as_json=as_json, base=base)
         return
+    letters = stale.track(letters)  # no extra pass over the contacts: noted as letters stream past
     box = _outbox()
     try:
         if not yes:
             letters = list(letters)  # a person reads them all: a human-sized batch
+            stale.report(base)
             if not _confirm_send(box, letters, acct, resend=resend):
                 raise NotConfirmed("you declined; nothing was queued or sent")
             skips.people = False  # the skipped letters were listed with the preview
         queued = box.queue(letters, account=acct, resend=resend, on_skip=skips)
         skips.finish()
+        stale.report(base)
         _finish_send(
             box, campaign, queued, skips, acct, per_minute, yes, interactive, open_forms, as_json, base
         )
@@ -1138,7 +1193,7 @@ def _read_password_stdin() -> str:
 
 @account_app.command("add")
 def account_add(
-    name: Annotated[str, typer.Argument(help="A short name for the account, e.g. personal.")],
+    name: Annotated[str, typer.Argument(metavar="NAME", help="A short name for the account, e.g. personal.")],
     preset: Annotated[
         str | None,
         typer.Option("--preset", help=f"Fill host, port and security for: {', '.join(PRESETS)}."),
@@ -1322,7 +1377,9 @@ def account_list(as_json: JsonOpt = False) -> None:
 
 @account_app.command("test")
 def account_test(
-    name: Annotated[str | None, typer.Argument(help="Account name (default: the default account).")] = None,
+    name: Annotated[
+        str | None, typer.Argument(metavar="[NAME]", help="Account name (default: the default account).")
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Connect, check TLS and the password, then quit without sending anything."""
@@ -1355,7 +1412,7 @@ def account_test(
 
 @account_app.command("remove")
 def account_remove(
-    name: Annotated[str, typer.Argument(help="Account name.")],
+    name: Annotated[str, typer.Argument(metavar="NAME", help="Account name.")],
 ) -> None:
     """Remove an account from config.toml and its password from the OS keyring."""
     from ..config import save_config

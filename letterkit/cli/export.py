@@ -48,7 +48,7 @@ Existing files are never overwritten without --force.
 
 @app.command(help=_HELP, short_help="Write letters as PDF (post, fax), .eml/.mbox or text (web forms).")
 def export(
-    template: Annotated[str, typer.Argument(help="Template name, e.g. protest.")],
+    template: Annotated[str, typer.Argument(metavar="TEMPLATE", help="Template name, e.g. protest.")],
     fmt: Annotated[
         str,
         typer.Option(
@@ -62,7 +62,7 @@ def export(
     to: ToOpt = None,
     cc: Annotated[
         list[str] | None,
-        typer.Option("--cc", help="Copies instead of the template's (repeatable)."),
+        typer.Option("--cc", metavar="SEL", help="Copies instead of the template's (repeatable)."),
     ] = None,
     combined: Annotated[
         bool,
