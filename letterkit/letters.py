@@ -9,12 +9,10 @@ LF and NUL before anything is queued.
 from __future__ import annotations
 
 import datetime as dt
-import email.policy
-import email.utils
+import email.utils  # light: formataddr, format_datetime
 from collections import OrderedDict
 from collections.abc import Hashable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
-from email.message import EmailMessage
 from typing import TYPE_CHECKING, Any
 
 from .campaign import Campaign, TemplateFile
@@ -25,10 +23,11 @@ from .errors import ContactError, InvalidValue, LetterkitError, TemplateError
 from .validation import check_address, check_header_value
 
 if TYPE_CHECKING:
+    from email.message import EmailMessage
+
     import jinja2
     import jinja2.sandbox
 
-POLICY = email.policy.default
 
 
 @dataclass(frozen=True)
@@ -640,6 +639,8 @@ def to_message(
     The same message as :func:`message_bytes` (which the outbox stores), parsed.
     """
     data, _ = message_bytes(letter, from_addr=from_addr, date=date, message_id=message_id)
-    message = email.message_from_bytes(data, policy=POLICY)
+    import email.policy
+
+    message = email.message_from_bytes(data, policy=email.policy.default)
     assert isinstance(message, EmailMessage)
     return message

@@ -10,6 +10,10 @@ from __future__ import annotations
 
 from . import _output
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from ..campaign import TemplateFile
+
 CHANNEL_LABELS = {"email": "e-mail", "fax": "fax", "post": "post", "web": "web form"}
 
 
@@ -67,10 +71,14 @@ def show_contacts(*, group: str | None = None, channel: str | None = None, as_js
 
 def show_templates(*, as_json: bool = False) -> None:
     """List the campaign's letter templates with their languages and default recipients."""
-    from ..letters import Renderer
-
     campaign = _output.load_campaign(with_user_contacts=False)
-    renderer = Renderer(campaign)
+
+    def subject(t: TemplateFile) -> str:
+        if "{" not in t.subject:
+            return t.subject  # plain text: no need to load the renderer
+        from ..letters import Renderer
+
+        return Renderer(campaign).subject(t)
     rows = []
     for name, versions in sorted(campaign.templates.items()):
         default = campaign.template(name)
@@ -79,7 +87,7 @@ def show_templates(*, as_json: bool = False) -> None:
                 "name": name,
                 "languages": sorted(versions),
                 "description": default.description,
-                "subjects": {lang: renderer.subject(t) for lang, t in sorted(versions.items())},
+                "subjects": {lang: subject(t) for lang, t in sorted(versions.items())},
                 "to": list(default.to),
                 "cc": list(default.cc),
                 "files": {lang: str(t.path) for lang, t in sorted(versions.items())},
