@@ -639,8 +639,9 @@ def to_message(
     The same message as :func:`message_bytes` (which the outbox stores), parsed.
     """
     data, _ = message_bytes(letter, from_addr=from_addr, date=date, message_id=message_id)
+    import email.message
     import email.policy
 
     message = email.message_from_bytes(data, policy=email.policy.default)
-    assert isinstance(message, EmailMessage)
+    assert isinstance(message, email.message.EmailMessage)
     return message
