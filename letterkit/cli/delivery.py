@@ -481,6 +481,38 @@ def _open_forms(entries: list[dict[str, Any]]) -> None:
             typer.prompt("Press Enter for the next web form", default="", show_default=False, err=True)
 
 
+def _run_editor(text: str, name: str) -> str:
+    """Open ``text`` in $VISUAL or $EDITOR (else nano/vi) and return what was saved."""
+    import os
+    import shlex
+    import shutil
+    import subprocess
+    import tempfile
+
+    from ..errors import InvalidValue
+
+    command = os.environ.get("VISUAL") or os.environ.get("EDITOR")
+    if not command:
+        command = next((e for e in ("nano", "vi") if shutil.which(e)), "")
+    if not command:
+        raise InvalidValue("--edit needs an editor: set EDITOR (e.g. EDITOR=nano)")
+    with tempfile.TemporaryDirectory(prefix="letterkit-") as tmp:
+        path = os.path.join(tmp, f"{name}.txt")
+        with open(path, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        try:
+            done = subprocess.run([*shlex.split(command), path], check=False)
+        except OSError as exc:
+            raise InvalidValue(f"cannot start the editor {command!r}: {exc.strerror}") from None
+        if done.returncode != 0:
+            raise InvalidValue(
+                f"the editor {command!r} exited with status {done.returncode}",
+                hint="nothing was queued",
+            )
+        with open(path, encoding="utf-8") as fh:
+            return fh.read()
+
+
 def _edited(
     letters: Iterable[Letter], require_note: bool, on_empty: Callable[[Letter], None]
 ) -> Iterator[Letter]:
@@ -490,13 +522,10 @@ def _edited(
     that letter out (reported as skipped).  When the campaign asks for personal
     words, a letter left unchanged without a --note stops the whole send.
     """
-    import click
-
     from ..errors import InvalidValue
 
     for letter in letters:
-        text = click.edit(letter.body, extension=".txt", require_save=False)
-        text = letter.body if text is None else text.replace("\r\n", "\n")
+        text = _run_editor(letter.body, f"letter-{letter.contact.id}").replace("\r\n", "\n")
         if not text.strip():
             on_empty(letter)
             continue
