@@ -7,7 +7,9 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 if TYPE_CHECKING:
+    from ..campaign import Campaign
     from ..config import Config, Signer
+    from ..letters import Letter
 
 from ._output import (  # noqa: F401  (re-exported for the command modules)
     JSON_VERSION,
@@ -103,3 +105,37 @@ def read_cosigners(path: str | None) -> list[Any]:
     from ..cosigners import load_cosigners
 
     return load_cosigners(path)
+
+
+def compose_from_options(
+    template: str,
+    *,
+    to: list[str] | None,
+    cc: list[str] | None,
+    lang: str | None,
+    name: str | None,
+    email: str | None,
+    city: str | None,
+    country: str | None,
+    organisation: str | None,
+    note: str | None,
+    note_file: str | None,
+    cosigners: str | None,
+) -> tuple[Config, Campaign, list[Letter]]:
+    """What preview and export share: config, signer, campaign, then every letter rendered."""
+    from ..letters import compose_all
+
+    config = load_config()
+    signer = resolve_signer(config, name, email, city, country, organisation)
+    campaign = load_campaign()
+    letters = compose_all(
+        campaign,
+        template,
+        signer,
+        to=to or (),
+        cc=cc,
+        language=lang,
+        note=read_note(note, note_file),
+        cosigners=read_cosigners(cosigners),
+    )
+    return config, campaign, letters

@@ -169,21 +169,10 @@ def preview(
     as_json: JsonOpt = False,
 ) -> None:
     """Show each letter exactly as it would be sent: From, To, Cc, Subject and body."""
-    from ..letters import compose_all
-
-    config = _common.load_config()
-    signer = _common.resolve_signer(config, name, email, city, country, organisation)
-    campaign = _common.load_campaign()
-    letters = compose_all(
-        campaign,
-        template,
-        signer,
-        to=to or (),
-        cc=cc,
-        language=lang,
-        note=_common.read_note(note, note_file),
-        cosigners=_common.read_cosigners(cosigners),
-    )
+    config, campaign, letters = _common.compose_from_options(
+        template, to=to, cc=cc, lang=lang, name=name, email=email, city=city, country=country,
+        organisation=organisation, note=note, note_file=note_file, cosigners=cosigners,
+    )  # fmt: skip
     acct = config.account(account) if (account or config.accounts) else None
     from_addr = acct.from_addr if acct else None
     warnings = campaign_warnings(campaign, letters)

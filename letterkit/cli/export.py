@@ -82,25 +82,15 @@ def export(
 ) -> None:
     from ..errors import ExportError
     from ..export import FORMATS, plan_export
-    from ..letters import compose_all
     from .campaign import campaign_warnings
 
     fmt = fmt.strip().lower()
     if fmt not in FORMATS:
         raise ExportError(f"unknown --format {fmt!r}", hint=f"use one of: {', '.join(FORMATS)}")
-    config = _output.load_config()
-    signer = _common.resolve_signer(config, name, email, city, country, organisation)
-    campaign = _output.load_campaign()
-    letters = compose_all(
-        campaign,
-        template,
-        signer,
-        to=to or (),
-        cc=cc,
-        language=lang,
-        note=_common.read_note(note, note_file),
-        cosigners=_common.read_cosigners(cosigners),
-    )
+    _config, campaign, letters = _common.compose_from_options(
+        template, to=to, cc=cc, lang=lang, name=name, email=email, city=city, country=country,
+        organisation=organisation, note=note, note_file=note_file, cosigners=cosigners,
+    )  # fmt: skip
     plan = plan_export(letters, fmt, out, combined=combined)
     replaced = len(plan.existing())
     written = plan.write(force=force)
