@@ -98,11 +98,6 @@ class Contact:
         return data
 
 
-def _lines_of_tables(text: str, header: str = "[[contact]]") -> list[int]:
-    """1-based line numbers of each ``[[contact]]`` header, in order."""
-    return [i for i, line in enumerate(text.splitlines(), 1) if line.strip().startswith(header)]
-
-
 def _as_list(value: Any, key: str, where: str) -> tuple[str, ...]:
     if value is None or value == "":
         return ()
@@ -281,10 +276,6 @@ def merge(campaign: Iterable[Contact], user: Iterable[Contact]) -> list[Contact]
     mine = {c.id: c for c in user}
     merged = [mine.pop(c.id, c) for c in campaign]
     return merged + list(mine.values())
-
-
-def groups_of(contacts: Iterable[Contact]) -> list[str]:
-    return sorted({g for c in contacts for g in c.groups})
 
 
 def matches(contact: Contact, selectors: Iterable[str]) -> bool:
