@@ -29,7 +29,6 @@ if TYPE_CHECKING:
     import jinja2.sandbox
 
 
-
 @dataclass(frozen=True)
 class Letter:
     """One rendered letter to one recipient.
@@ -387,7 +386,7 @@ def plan(
             f"template {template!r} names no recipients",
             hint="pass --to ID or --to group:NAME, or set 'to' in its front matter",
         )
-    cc_selectors = tuple(t.cc if cc is None else cc)
+    cc_selectors = tuple(sel for sel in (t.cc if cc is None else cc) if sel.strip())  # '' = no copies
     copies = [
         c
         for c in (select(campaign.iter_contacts(), cc_selectors) if cc_selectors else [])

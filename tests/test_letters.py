@@ -134,3 +134,11 @@ def test_memo_renders_once_per_distinct_fields(tmp_path):
     assert calls == 2  # two distinct salutations
     other = compose_all(campaign, "t", Signer(name="Someone Else"), renderer=renderer)
     assert len(other) == 6 and calls == 4  # a new batch never reuses the old signer's letters
+
+
+def test_empty_cc_means_no_copies():
+    campaign = load_campaign()
+    letters = compose_all(campaign, "protest", SIGNER, cc=[""])
+    assert [lt.contact.id for lt in letters] == ["kz-osce-delegation"]
+    default = compose_all(campaign, "protest", SIGNER)
+    assert [lt.contact.id for lt in default] == ["kz-osce-delegation", "osce-secretariat"]

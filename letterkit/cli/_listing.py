@@ -79,6 +79,7 @@ def show_templates(*, as_json: bool = False) -> None:
         from ..letters import Renderer
 
         return Renderer(campaign).subject(t)
+
     rows = []
     for name, versions in sorted(campaign.templates.items()):
         default = campaign.template(name)

@@ -59,7 +59,7 @@ def contacts_add(
     ] = None,
     email: Annotated[str | None, typer.Option("--email", help="E-mail address.")] = None,
     cc: Annotated[
-        list[str] | None, typer.Option("--cc", metavar="SEL", help="Address to copy on every e-mail to it.")
+        list[str] | None, typer.Option("--cc", metavar="ADDR", help="Address to copy on every e-mail to it.")
     ] = None,
     fax: Annotated[str | None, typer.Option("--fax", help="Fax number.")] = None,
     phone: Annotated[list[str] | None, typer.Option("--phone", help="Phone number (repeatable).")] = None,
@@ -152,7 +152,9 @@ def preview(
     to: ToOpt = None,
     cc: Annotated[
         list[str] | None,
-        typer.Option("--cc", metavar="SEL", help="Copies instead of the template's (repeatable)."),
+        typer.Option(
+            "--cc", metavar="SEL", help="Copies instead of the template's (repeatable); --cc '' for none."
+        ),
     ] = None,
     lang: LangOpt = None,
     name: NameOpt = None,

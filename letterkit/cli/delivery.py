@@ -627,7 +627,9 @@ def send(
     cc: Annotated[
         list[str] | None,
         typer.Option(
-            "--cc", metavar="SEL", help="Copies instead of the template's (repeatable): id or group:NAME."
+            "--cc",
+            metavar="SEL",
+            help="Copies instead of the template's (repeatable): id or group:NAME; --cc '' for none.",
         ),
     ] = None,
     lang: LangOpt = None,

@@ -62,7 +62,9 @@ def export(
     to: ToOpt = None,
     cc: Annotated[
         list[str] | None,
-        typer.Option("--cc", metavar="SEL", help="Copies instead of the template's (repeatable)."),
+        typer.Option(
+            "--cc", metavar="SEL", help="Copies instead of the template's (repeatable); --cc '' for none."
+        ),
     ] = None,
     combined: Annotated[
         bool,
