@@ -181,7 +181,7 @@ def _chunks(path: Path) -> Iterator[tuple[int, str, dict[str, Any] | tomllib.TOM
             return exc
 
     with path.open(encoding="utf-8") as fh:
-        start, lines = 1, []
+        start, lines = 1, list[str]()
         for number, line in enumerate(fh, 1):
             if line.startswith("[[contact]]") and lines:
                 text = "".join(lines)

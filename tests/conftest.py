@@ -44,12 +44,12 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     import keyring
 
     keyring.set_keyring(_keyring.FileKeyring())
-    from letterkit.cli import _common
+    from letterkit.cli import _output
 
-    _common.reset_consoles()
-    _common.STATE.campaign_dir = None
+    _output.reset_consoles()
+    _output.STATE.campaign_dir = None
     yield tmp_path
-    _common.reset_consoles()
+    _output.reset_consoles()
 
 
 @pytest.fixture
@@ -63,11 +63,11 @@ def runner():
 @pytest.fixture
 def invoke(runner):
     """invoke(*args, input=None) -> Result; runs the real Typer app in-process."""
-    from letterkit.cli import _common, app
+    from letterkit.cli import _output, app
 
     def _invoke(*args: str, input: str | None = None, env: dict[str, str] | None = None):
-        _common.reset_consoles()
-        _common.STATE.campaign_dir = None
+        _output.reset_consoles()
+        _output.STATE.campaign_dir = None
         return runner.invoke(app, list(args), input=input, env=env)
 
     return _invoke

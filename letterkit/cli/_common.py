@@ -1,4 +1,7 @@
-"""Shared CLI plumbing: consoles, JSON output, campaign and signer options."""
+"""Shared CLI plumbing: the options several commands take, and turning them into letters.
+
+Output (consoles, JSON, messages) lives in :mod:`letterkit.cli._output`.
+"""
 
 from __future__ import annotations
 
@@ -11,20 +14,7 @@ if TYPE_CHECKING:
     from ..config import Config, Signer
     from ..letters import Letter
 
-from ._output import (  # noqa: F401  (re-exported for the command modules)
-    JSON_VERSION,
-    STATE,
-    emit_json,
-    err,
-    error,
-    info,
-    interactive,
-    load_campaign,
-    load_config,
-    out,
-    reset_consoles,
-    warn,
-)
+from ._output import load_campaign, load_config
 
 # --- options shared by several commands --------------------------------------------
 

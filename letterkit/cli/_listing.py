@@ -12,6 +12,8 @@ from . import _output
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
+
     from ..campaign import TemplateFile
 
 CHANNEL_LABELS = {"email": "e-mail", "fax": "fax", "post": "post", "web": "web form"}
@@ -73,14 +75,14 @@ def show_templates(*, as_json: bool = False) -> None:
     """List the campaign's letter templates with their languages and default recipients."""
     campaign = _output.load_campaign(with_user_contacts=False)
 
-    def subject(t: TemplateFile) -> str:
+    def subject_of(t: TemplateFile) -> str:
         if "{" not in t.subject:
             return t.subject  # plain text: no need to load the renderer
         from ..letters import Renderer
 
         return Renderer(campaign).subject(t)
 
-    rows = []
+    rows: list[dict[str, Any]] = []
     for name, versions in sorted(campaign.templates.items()):
         default = campaign.template(name)
         rows.append(
@@ -88,7 +90,7 @@ def show_templates(*, as_json: bool = False) -> None:
                 "name": name,
                 "languages": sorted(versions),
                 "description": default.description,
-                "subjects": {lang: subject(t) for lang, t in sorted(versions.items())},
+                "subjects": {lang: subject_of(t) for lang, t in sorted(versions.items())},
                 "to": list(default.to),
                 "cc": list(default.cc),
                 "files": {lang: str(t.path) for lang, t in sorted(versions.items())},

@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from rich.console import Console
+    from rich.console import Console, RenderableType
 
     from ..letters import Letter
 
@@ -76,7 +76,7 @@ def show_letters(
     return count
 
 
-def _body(head: object, letter: Letter) -> object:
+def _body(head: RenderableType, letter: Letter) -> RenderableType:
     from rich.console import Group
     from rich.rule import Rule
     from rich.text import Text

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from . import _common
+from . import _common, _output
 from ._app import app
 from ._common import (
     CityOpt,
@@ -108,13 +108,13 @@ def contacts_add(
         raise ContactError(
             f"contact {id!r} needs at least one of --email, --fax, --address or --web-form",
         )
-    campaign = _common.load_campaign()
+    campaign = _output.load_campaign()
     path = user_contacts_path()
     add_user_contact(contact, path, existing_ids=[c.id for c in campaign.campaign_contacts])
     if as_json:
-        _common.emit_json("contact-added", {"contact": contact.as_dict(), "path": str(path)})
+        _output.emit_json("contact-added", {"contact": contact.as_dict(), "path": str(path)})
         return
-    _common.info(
+    _output.info(
         f"Added [bold]{contact.id}[/] ({', '.join(contact.channels)}) to {path}. "
         f"It is in every campaign{' as group:' + ', group:'.join(contact.groups) if contact.groups else ''}."
     )
@@ -129,7 +129,7 @@ def contacts_remove(
     from ..contacts import remove_user_contact
 
     removed = remove_user_contact(contact_id, user_contacts_path())
-    _common.info(f"Removed {removed.id} ({removed.name}).")
+    _output.info(f"Removed {removed.id} ({removed.name}).")
 
 
 # --- templates -----------------------------------------------------------------------
@@ -181,7 +181,7 @@ def preview(
     if as_json:
         from ._render import letter_headers
 
-        _common.emit_json(
+        _output.emit_json(
             "preview",
             {
                 "campaign": campaign.id,
@@ -201,10 +201,10 @@ def preview(
         return
     from ._render import show_letters
 
-    show_letters(letters, _common.out(), from_addr=from_addr)
+    show_letters(letters, _output.out(), from_addr=from_addr)
     for w in warnings:
-        _common.warn(w)
-    _common.info(
+        _output.warn(w)
+    _output.info(
         f"{len(letters)} letter(s). Send them with: letterkit send {template}"
         + (
             " (add a personal --note: identical form letters count for less)"
@@ -250,21 +250,21 @@ def check(
     """Validate a campaign folder and report every problem at once."""
     from ..checker import check_campaign
 
-    report = check_campaign(directory or _common.STATE.campaign_dir)
+    report = check_campaign(directory or _output.STATE.campaign_dir)
     if as_json:
-        _common.emit_json("check", report.as_dict())
+        _output.emit_json("check", report.as_dict())
     else:
         for p in report.problems:
-            _common.error(p)
+            _output.error(p)
         for w in report.warnings:
-            _common.warn(w)
+            _output.warn(w)
         if report.ok:
-            _common.info(
+            _output.info(
                 f"[green]ok:[/] {report.root}: {report.contacts} contacts, {report.templates} templates, "
                 f"{report.letters} letters render"
             )
         else:
-            _common.info(f"{len(report.problems)} problem(s) in {report.root}")
+            _output.info(f"{len(report.problems)} problem(s) in {report.root}")
     if not report.ok:
         raise typer.Exit(2)
 
@@ -277,7 +277,7 @@ def init(
     from ..checker import init_campaign
 
     path = init_campaign(directory)
-    _common.info(
+    _output.info(
         f"Created campaign [bold]{path}[/]. Edit templates/campaign.toml (the case), recipients.toml "
         f"(who to write to) and templates/*.txt.j2, then run: letterkit check {directory}"
     )
@@ -310,13 +310,13 @@ def signer_set(
     """Store your signer details once; letters are signed with them."""
     from ..config import save_config
 
-    config = _common.load_config()
+    config = _output.load_config()
     signer = config.signer.merged(
         name=name, email=email, city=city, country=country, organisation=organisation, address=address
     )
     config.signer = signer.validated()
     path = save_config(config)
-    _common.info(f"Saved your signer details to {path}.")
+    _output.info(f"Saved your signer details to {path}.")
 
 
 @signer_app.command("show")
@@ -324,11 +324,11 @@ def signer_show(as_json: JsonOpt = False) -> None:
     """Show your stored signer details and where they are kept."""
     from ..config import config_path
 
-    config = _common.load_config()
+    config = _output.load_config()
     if as_json:
-        _common.emit_json("signer", {"signer": config.signer.as_dict(), "path": str(config_path())})
+        _output.emit_json("signer", {"signer": config.signer.as_dict(), "path": str(config_path())})
         return
     for key, value in config.signer.as_dict().items():
         shown = "; ".join(value) if isinstance(value, list) else value
-        _common.out().print(f"{key:13} {shown or '—'}")
-    _common.info(f"(from {config_path()})")
+        _output.out().print(f"{key:13} {shown or '—'}")
+    _output.info(f"(from {config_path()})")
