@@ -40,7 +40,7 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,
     add_completion=False,
-    rich_markup_mode="rich",
+    rich_markup_mode=None,  # plain help: Typer 0.29 prints <bool> beside every flag in Rich mode
 )
 
 
@@ -57,6 +57,7 @@ def _root(
         typer.Option(
             "--campaign",
             envvar="LETTERKIT_CAMPAIGN",
+            metavar="DIR",
             help="Campaign folder (recipients.toml + templates/). Default: the current "
             "directory if it has a recipients.toml, else the bundled Dolinka campaign.",
             show_default=False,

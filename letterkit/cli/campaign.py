@@ -35,10 +35,14 @@ app.add_typer(contacts_app, name="contacts")
 @contacts_app.callback()
 def contacts(
     ctx: typer.Context,
-    group: Annotated[str | None, typer.Option("--group", help="Only contacts in this group.")] = None,
+    group: Annotated[
+        str | None, typer.Option("--group", metavar="GROUP", help="Only contacts in this group.")
+    ] = None,
     channel: Annotated[
         str | None,
-        typer.Option("--channel", help="Only contacts reachable by email, fax, post or web (form)."),
+        typer.Option(
+            "--channel", metavar="CHANNEL", help="Only contacts reachable by email, fax, post or web (form)."
+        ),
     ] = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -52,31 +56,42 @@ def contacts(
 
 @contacts_app.command("add")
 def contacts_add(
-    id: Annotated[str, typer.Option("--id", help="Short id, e.g. embassy-uk.")],
-    name: Annotated[str, typer.Option("--name", help="Full name of the recipient.")],
+    id: Annotated[str, typer.Option("--id", metavar="ID", help="Short id, e.g. embassy-uk.")],
+    name: Annotated[str, typer.Option("--name", metavar="NAME", help="Full name of the recipient.")],
     group: Annotated[
-        list[str] | None, typer.Option("--group", help="Group (repeatable), e.g. kazakhstan.")
+        list[str] | None,
+        typer.Option("--group", metavar="GROUP", help="Group (repeatable), e.g. kazakhstan."),
     ] = None,
-    email: Annotated[str | None, typer.Option("--email", help="E-mail address.")] = None,
+    email: Annotated[str | None, typer.Option("--email", metavar="ADDR", help="E-mail address.")] = None,
     cc: Annotated[
         list[str] | None, typer.Option("--cc", metavar="ADDR", help="Address to copy on every e-mail to it.")
     ] = None,
-    fax: Annotated[str | None, typer.Option("--fax", help="Fax number.")] = None,
-    phone: Annotated[list[str] | None, typer.Option("--phone", help="Phone number (repeatable).")] = None,
-    address: Annotated[
-        list[str] | None, typer.Option("--address", help="Postal address line (repeatable, in order).")
+    fax: Annotated[str | None, typer.Option("--fax", metavar="NUMBER", help="Fax number.")] = None,
+    phone: Annotated[
+        list[str] | None, typer.Option("--phone", metavar="NUMBER", help="Phone number (repeatable).")
     ] = None,
-    web_form: Annotated[str | None, typer.Option("--web-form", help="URL of a contact form.")] = None,
+    address: Annotated[
+        list[str] | None,
+        typer.Option("--address", metavar="LINE", help="Postal address line (repeatable, in order)."),
+    ] = None,
+    web_form: Annotated[
+        str | None, typer.Option("--web-form", metavar="URL", help="URL of a contact form.")
+    ] = None,
     salutation: Annotated[
-        str | None, typer.Option("--salutation", help="Opening line, e.g. 'Your Excellency,'.")
+        str | None,
+        typer.Option("--salutation", metavar="TEXT", help="Opening line, e.g. 'Your Excellency,'."),
     ] = None,
     language: Annotated[
-        str, typer.Option("--language", help="Language letters to it are written in.")
+        str, typer.Option("--language", metavar="LANG", help="Language letters to it are written in.")
     ] = "en",
-    source: Annotated[str | None, typer.Option("--source", help="Where the details come from.")] = None,
+    source: Annotated[
+        str | None, typer.Option("--source", metavar="TEXT", help="Where the details come from.")
+    ] = None,
     checked: Annotated[
         str | None,
-        typer.Option("--checked", help="When the details were checked (YYYY-MM-DD). Default: today."),
+        typer.Option(
+            "--checked", metavar="DATE", help="When the details were checked (YYYY-MM-DD). Default: today."
+        ),
     ] = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -294,17 +309,20 @@ app.add_typer(signer_app, name="signer")
 @signer_app.command("set")
 def signer_set(
     name: Annotated[
-        str | None, typer.Option("--name", help="Your name as it appears under the letter.")
+        str | None, typer.Option("--name", metavar="NAME", help="Your name as it appears under the letter.")
     ] = None,
-    email: Annotated[str | None, typer.Option("--email", help="Your e-mail address.")] = None,
-    city: Annotated[str | None, typer.Option("--city", help="Your city.")] = None,
-    country: Annotated[str | None, typer.Option("--country", help="Your country.")] = None,
+    email: Annotated[str | None, typer.Option("--email", metavar="ADDR", help="Your e-mail address.")] = None,
+    city: Annotated[str | None, typer.Option("--city", metavar="CITY", help="Your city.")] = None,
+    country: Annotated[str | None, typer.Option("--country", metavar="COUNTRY", help="Your country.")] = None,
     organisation: Annotated[
-        str | None, typer.Option("--organisation", "--organization", help="Your organisation, if any.")
+        str | None,
+        typer.Option("--organisation", "--organization", metavar="ORG", help="Your organisation, if any."),
     ] = None,
     address: Annotated[
         list[str] | None,
-        typer.Option("--address", help="Postal address line (repeatable), for printed letters."),
+        typer.Option(
+            "--address", metavar="LINE", help="Postal address line (repeatable), for printed letters."
+        ),
     ] = None,
 ) -> None:
     """Store your signer details once; letters are signed with them."""

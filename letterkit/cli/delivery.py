@@ -1145,8 +1145,12 @@ app.add_typer(log_app, name="log")
 @log_app.callback()
 def log(
     ctx: typer.Context,
-    campaign: Annotated[str | None, typer.Option("--campaign-id", help="Only this campaign id.")] = None,
-    limit: Annotated[int | None, typer.Option("--limit", help="Only the last N letters.")] = None,
+    campaign: Annotated[
+        str | None, typer.Option("--campaign-id", metavar="ID", help="Only this campaign id.")
+    ] = None,
+    limit: Annotated[
+        int | None, typer.Option("--limit", metavar="N", help="Only the last N letters.")
+    ] = None,
     show_all: Annotated[bool, typer.Option("--all", help="Also letters still queued or failed.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
@@ -1227,25 +1231,33 @@ def account_add(
     name: Annotated[str, typer.Argument(metavar="NAME", help="A short name for the account, e.g. personal.")],
     preset: Annotated[
         str | None,
-        typer.Option("--preset", help=f"Fill host, port and security for: {', '.join(PRESETS)}."),
+        typer.Option(
+            "--preset", metavar="PROVIDER", help=f"Fill host, port and security for: {', '.join(PRESETS)}."
+        ),
     ] = None,
-    host: Annotated[str | None, typer.Option("--host", help="SMTP server, e.g. smtp.example.org.")] = None,
+    host: Annotated[
+        str | None, typer.Option("--host", metavar="HOST", help="SMTP server, e.g. smtp.example.org.")
+    ] = None,
     port: Annotated[
-        int | None, typer.Option("--port", help="Port (default: 587 starttls, 465 tls, 25 none).")
+        int | None,
+        typer.Option("--port", metavar="PORT", help="Port (default: 587 starttls, 465 tls, 25 none)."),
     ] = None,
     security: Annotated[
         str | None,
         typer.Option("--security", metavar="starttls|tls|none", help="Encryption (default starttls)."),
     ] = None,
     username: Annotated[
-        str | None, typer.Option("--username", help="Login name (default: the --from address).")
+        str | None,
+        typer.Option("--username", metavar="LOGIN", help="Login name (default: the --from address)."),
     ] = None,
     from_addr: Annotated[
         str | None,
-        typer.Option("--from", help="Your own address: letters go From it (default: --username)."),
+        typer.Option(
+            "--from", metavar="ADDR", help="Your own address: letters go From it (default: --username)."
+        ),
     ] = None,
     ca_file: Annotated[
-        str | None, typer.Option("--ca-file", help="PEM file of a private CA to trust.")
+        str | None, typer.Option("--ca-file", metavar="FILE", help="PEM file of a private CA to trust.")
     ] = None,
     password_stdin: Annotated[
         bool,
@@ -1253,12 +1265,16 @@ def account_add(
     ] = False,
     password_command: Annotated[
         str | None,
-        typer.Option("--password-command", help="Command printing the password, e.g. 'pass show mail'."),
+        typer.Option(
+            "--password-command", metavar="CMD", help="Command printing the password, e.g. 'pass show mail'."
+        ),
     ] = None,
     no_login: Annotated[
         bool, typer.Option("--no-login", help="The server needs no login (no AUTH).")
     ] = False,
-    timeout: Annotated[float, typer.Option("--timeout", help="Seconds to wait for the server.")] = 30.0,
+    timeout: Annotated[
+        float, typer.Option("--timeout", metavar="SECONDS", help="Seconds to wait for the server.")
+    ] = 30.0,
     default: Annotated[bool, typer.Option("--default", help="Make it the default account.")] = False,
     replace: Annotated[
         bool, typer.Option("--replace", help="Replace an account of that name (e.g. a new password).")

@@ -58,7 +58,9 @@ def export(
             help="pdf (post, fax), eml, mbox or txt (web forms).",
         ),
     ],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the files (created if missing).")],
+    out: Annotated[
+        Path, typer.Option("--out", "-o", metavar="DIR", help="Folder for the files (created if missing).")
+    ],
     to: ToOpt = None,
     cc: Annotated[
         list[str] | None,
