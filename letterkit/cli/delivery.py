@@ -737,6 +737,9 @@ def send(
         _dry_run(letters, acct, resend=resend, as_json=as_json, base=base)
         return
     letters = stale.track(letters)  # no extra pass over the contacts: noted as letters stream past
+    shown: list[Letter] = []
+    if yes and people and acct is None:  # nothing leaves now: show what is queued (a few letters)
+        letters = _keep_first(letters, shown, SHOW_QUEUED + 1)
     box = _outbox()
     try:
         if not yes:
@@ -747,6 +750,11 @@ def send(
             skips.people = False  # the skipped letters were listed with the preview
         queued = box.queue(letters, account=acct, resend=resend, on_skip=skips)
         skips.finish()
+        if shown and len(shown) <= SHOW_QUEUED:
+            from ._render import show_letters
+
+            keys = {row.key for row in box.batch_rows(queued.batch, ("queued", "prepared"))}
+            show_letters([lt for lt in shown if lt.key in keys], _output.err())
         stale.report(base)
         _finish_send(
             box, campaign, queued, skips, acct, per_minute, yes, interactive, open_forms, as_json, base
@@ -780,6 +788,17 @@ def _confirm_send(box: Outbox, letters: list[Letter], acct: Account | None, *, r
     if n_hand:
         what += f" and prepare {n_hand} for delivery by hand"
     return bool(typer.confirm(what + "?", default=False, err=True))
+
+
+SHOW_QUEUED = 10  # send --yes without an account shows the letters in full up to this many
+
+
+def _keep_first(letters: Iterable[Letter], kept: list[Letter], limit: int) -> Iterator[Letter]:
+    """Pass letters through, keeping the first ``limit`` of them in ``kept``."""
+    for letter in letters:
+        if len(kept) < limit:
+            kept.append(letter)
+        yield letter
 
 
 def _finish_send(
