@@ -364,3 +364,15 @@ def test_letter_becomes_a_standard_email():
     assert parsed["Cc"] == "ainur1917@gmail.com"
     assert parsed.get_content_charset() == "utf-8"
     assert "Ана Пример" in parsed.get_content()
+
+
+def test_quick_start_send_without_account_shows_and_queues(invoke, isolated):
+    """The README's quick start: no account yet, --yes, no terminal: letters shown, queued, nothing sent."""
+    result = invoke("send", "protest", "--yes", *SIGNER)
+    assert result.exit_code == 0, result.output
+    err = result.stderr
+    assert "protest → kz-osce-delegation" in err and CASE["demands"][0].split()[0] in err
+    assert "No mail account is set up yet" in err and "letterkit outbox flush" in err
+    assert "Needs your hand" in err and "+43 1 514 36 6996" in err
+    outbox = isolated / "data" / "letterkit" / "outbox" / "new"
+    assert len(list(outbox.iterdir())) == 1
