@@ -826,7 +826,7 @@ def _finish_send(
             batch=queued.batch,
             rate=per_minute,
             retry_failed=False,
-            show_progress=interactive and people,
+            show_progress=interactive and people and _output.stdout_is_terminal(),
             allow_prompt=interactive,
         )
     if people:
@@ -1102,7 +1102,7 @@ def outbox_flush(
             batch=None,
             rate=per_minute,
             retry_failed=retry_failed,
-            show_progress=interactive and not as_json,
+            show_progress=interactive and not as_json and _output.stdout_is_terminal(),
             allow_prompt=interactive,
         )
         if as_json:
