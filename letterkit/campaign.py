@@ -190,6 +190,15 @@ class Campaign:
         deadline = self.act_before
         return deadline is not None and (today or dt.date.today()) > deadline
 
+    def deadline_warning(self, today: dt.date | None = None) -> str:
+        """A sentence for people once ``act_before`` has passed ("" before then)."""
+        if not self.deadline_passed(today):
+            return ""
+        return (
+            f"this campaign asked for action before {self.act_before}; that date has passed — "
+            "check that the appeal is still current"
+        )
+
     @property
     def require_note(self) -> bool:
         return bool(self.data.get("require_note", False))

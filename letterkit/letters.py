@@ -348,10 +348,6 @@ class LetterPlan:
             )
 
     @property
-    def primary(self) -> list[Contact]:
-        return list(self.primaries())
-
-    @property
     def copy_emails(self) -> list[str]:
         return [c.email for c in self.copies if c.email]
 

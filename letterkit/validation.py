@@ -7,7 +7,6 @@ SMTP commands; letterkit refuses such values before anything is queued.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
 
 from .errors import InvalidValue
 
@@ -43,10 +42,6 @@ def check_address(address: str, what: str) -> str:
             hint="write it as name@example.org",
         )
     return address
-
-
-def check_addresses(addresses: Iterable[str], what: str) -> list[str]:
-    return [check_address(a, what) for a in addresses]
 
 
 _SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -21,6 +21,10 @@ from ._common import (
     OrgOpt,
     ToOpt,
 )
+
+if TYPE_CHECKING:
+    from ..campaign import Campaign
+    from ..letters import Letter
 
 # --- contacts ------------------------------------------------------------------------
 
@@ -229,14 +233,9 @@ def preview(
     )
 
 
-def campaign_warnings(campaign, letters) -> list[str]:  # type: ignore[no-untyped-def]
+def campaign_warnings(campaign: Campaign, letters: list[Letter]) -> list[str]:
     """Deadline, stale contacts and missing personal notes, as sentences."""
-    out = []
-    if campaign.deadline_passed():
-        out.append(
-            f"this campaign asked for action before {campaign.act_before}; that date has passed — "
-            "check that the appeal is still current"
-        )
+    out = [w for w in (campaign.deadline_warning(),) if w]
     if campaign.require_note and any(lt.verbatim for lt in letters):
         out.append(
             "this campaign requires a personal note: send refuses letters without "

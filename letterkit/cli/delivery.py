@@ -541,22 +541,6 @@ def _edited(
         yield edited
 
 
-def _deadline_warnings(campaign: Campaign) -> list[str]:
-    if not campaign.deadline_passed():
-        return []
-    return [
-        f"this campaign asked for action before {campaign.act_before}; that date has passed — "
-        "check that the appeal is still current"
-    ]
-
-
-class _ContactOnly:
-    """Lets :meth:`_StaleContacts.track` look at bare contacts (a dry run's plan)."""
-
-    def __init__(self, contact: Contact) -> None:
-        self.contact = contact
-
-
 class _StaleContacts:
     """Notes, as letters stream past, which recipients' contact data is old (a few ids kept)."""
 
@@ -568,19 +552,17 @@ class _StaleContacts:
         self.dates: set[str] = set()
         self.reported = False
 
+    def note(self, contact: Contact) -> None:
+        if contact.is_stale():
+            self.count += 1
+            self.dates.add(contact.checked or "never")
+            if len(self.ids) < self.SHOW:
+                self.ids.append(contact.id)
+
     def track(self, letters: Iterable[Letter]) -> Iterator[Letter]:
         for letter in letters:
-            c = letter.contact
-            if c.is_stale():
-                self.count += 1
-                self.dates.add(c.checked or "never")
-                if len(self.ids) < self.SHOW:
-                    self.ids.append(c.id)
+            self.note(letter.contact)
             yield letter
-
-    def count_contacts(self, contacts: Iterable[Contact]) -> None:
-        for _ in self.track(_ContactOnly(c) for c in contacts):  # type: ignore[misc]
-            pass
 
     def report(self, base: dict[str, Any]) -> None:
         """Warn (once) and add the warning to the JSON document's ``warnings``."""
@@ -690,7 +672,7 @@ def send(
     co = _common.read_cosigners(cosigners)
     acct = config.account(account)
     per_minute = parse_rate(rate, config.rate)
-    warnings = _deadline_warnings(campaign)
+    warnings = [w for w in (campaign.deadline_warning(),) if w]
     for w in warnings:
         _output.warn(w)
     interactive = _output.interactive()
@@ -732,7 +714,8 @@ def send(
         from ..letters import plan
 
         who = plan(campaign, template, to or (), cc)
-        stale.count_contacts([*who.primaries(), *who.copies])
+        for contact in (*who.primaries(), *who.copies):
+            stale.note(contact)
         stale.report(base)
         _dry_run(letters, acct, resend=resend, as_json=as_json, base=base)
         return
