@@ -330,6 +330,19 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_pid_cached.cache_clear)
 
 
+def _row_filter(statuses: Iterable[str] | None, campaign: str | None) -> tuple[str, list[Any]]:
+    """A WHERE clause (and its arguments) for ledger rows by status and campaign."""
+    where, args = ["1"], list[Any]()
+    if statuses is not None:
+        wanted = list(statuses)
+        where.append(f"status IN ({', '.join('?' * len(wanted))})")
+        args.extend(wanted)
+    if campaign:
+        where.append("campaign = ?")
+        args.append(campaign)
+    return " AND ".join(where), args
+
+
 def _unique_name() -> str:
     """A Maildir unique file name (time, microseconds, pid, counter, host)."""
     global _counter, _host
@@ -542,15 +555,7 @@ class Outbox:
         self, statuses: Iterable[str] | None = None, *, campaign: str | None = None
     ) -> Iterator[Row]:
         """Ledger rows, oldest first, fetched a page at a time."""
-        where, args = ["1"], []
-        if statuses is not None:
-            wanted = list(statuses)
-            where.append(f"status IN ({', '.join('?' * len(wanted))})")
-            args.extend(wanted)
-        if campaign:
-            where.append("campaign = ?")
-            args.append(campaign)
-        return self._pages(" AND ".join(where), args)
+        return self._pages(*_row_filter(statuses, campaign))
 
     def rows(
         self,
@@ -562,15 +567,8 @@ class Outbox:
         """Ledger rows, oldest first (the last ``limit`` when given)."""
         if not limit:
             return list(self.iter_rows(statuses, campaign=campaign))
-        where, args = ["1"], []
-        if statuses is not None:
-            wanted = list(statuses)
-            where.append(f"status IN ({', '.join('?' * len(wanted))})")
-            args.extend(wanted)
-        if campaign:
-            where.append("campaign = ?")
-            args.append(campaign)
-        rows = self._query(f"{_SELECT} WHERE {' AND '.join(where)} ORDER BY id DESC LIMIT {int(limit)}", args)
+        where, args = _row_filter(statuses, campaign)
+        rows = self._query(f"{_SELECT} WHERE {where} ORDER BY id DESC LIMIT {int(limit)}", args)
         return rows[::-1]
 
     def batch_rows(self, batch: str, statuses: Iterable[str] | None = None) -> Iterator[Row]:
