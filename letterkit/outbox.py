@@ -2,15 +2,17 @@
 
 Files (under :func:`letterkit.config.data_dir`, or any ``root`` you pass)::
 
+    ledger.sqlite3         one row per letter: who, what, when, the server's reply;
+                           and the complete message of every letter not yet sent
     outbox/{tmp,new,cur}   a Maildir: one file per letter waiting to go (or failed)
     sent/{tmp,new,cur}     a Maildir: every message the server accepted
-    ledger.sqlite3         one row per letter: who, what, when, the server's reply
     prepared/CAMPAIGN/     PDF and text of letters that go by fax, post or web form
 
-Both folders are ordinary Maildirs: ``mutt -f ~/.local/share/letterkit/sent``
-reads them.  An outbox file is the complete RFC 5322 message, preceded by
-``X-Letterkit-*`` headers (key, campaign, template, recipient, account,
-envelope recipients, signer) that are stripped before transmission.
+Both folders are ordinary Maildirs: ``mutt -f ~/.local/share/letterkit/outbox``
+reads them.  A stored message (and an outbox file) is the complete RFC 5322
+message, preceded by ``X-Letterkit-*`` headers (key, campaign, template,
+recipient, account, envelope recipients, signer) that are stripped before
+transmission.
 
 Ledger statuses: ``queued`` (in the outbox), ``failed`` (refused permanently;
 still in the outbox with the reason), ``sent``, ``partial`` (some recipients
@@ -21,24 +23,34 @@ sent, prepared or done (unless ``resend``) and keys still in the outbox.
 
 Durability and crash safety (what is fsynced when):
 
-* :meth:`Outbox.queue` renders and validates every letter, writing each to
-  ``outbox/tmp`` as it goes (memory stays flat) and adding its ledger row in one
-  open transaction.  Any error: the transaction is rolled back and the staged
-  files deleted — nothing is queued.  Otherwise the staged files are flushed to
-  disk (``os.sync()`` once; per-file fsync where that does not exist), the
-  ledger transaction is committed with ``synchronous=FULL`` — *this* commit is
-  the moment the letters count as queued — then each file is renamed into
-  ``outbox/new`` and that directory is fsynced.
-* :meth:`Outbox.deliver`, per letter: send → rename the file into ``sent/cur``
-  → update its ledger row.  Ledger updates are committed in small batches (WAL,
-  ``synchronous=NORMAL``; no fsync per message).
-* Every outbox operation first calls :meth:`Outbox.reconcile`: a letter whose
-  file is in ``sent/`` but whose row is not "sent" is marked sent; a committed
-  letter still in ``tmp/`` is moved to ``new/``; a file in ``new/`` without a
-  row gets one.  So a process killed at any moment (even ``kill -9``) loses no
-  letter, and at most the one in flight at the kill can be delivered twice.
-  (A power cut after a send but before the kernel wrote the rename to disk can
-  also repeat letters; it cannot lose one.)
+* :meth:`Outbox.queue` renders and validates every letter, adding its ledger row
+  and its message to one open transaction as it goes (memory stays flat).  Any
+  error: the transaction is rolled back — nothing is queued.  Otherwise it is
+  committed with ``synchronous=FULL`` (the ledger's write-ahead log is
+  fsynced): *this* commit is the moment the letters count as queued, all at
+  once, for one fsync however many letters there are.  Then each letter's file
+  is written into ``outbox/`` (``tmp/``, renamed into ``new/``; not fsynced: the
+  ledger is what makes it durable, and reconcile rewrites a file a crash
+  damaged).  When the letters are delivered at once (``send`` with an
+  account), the files are written by a background thread just ahead of the
+  delivery instead, so that creating thousands of files (slow on some disks)
+  does not hold up the first letter.
+* :meth:`Outbox.deliver`, per letter: its outbox file exists → send → rename
+  the file into ``sent/cur`` (the mark that it went) → update its ledger row.
+  The bookkeeping of one letter is done while the server works on the next
+  letter's first commands, so it costs no time on the wire.  Ledger updates
+  are committed every :data:`COMMIT_SECONDS` (WAL, ``synchronous=NORMAL``).  At
+  the end, one file-system sync makes the sent copies durable, and only then
+  are the stored messages of the sent letters deleted from the ledger.
+* Every outbox operation first calls :meth:`Outbox.reconcile`: a letter still
+  queued whose file is in ``sent/`` is marked sent; a sent letter whose message
+  is still stored gets its copy in ``sent/`` checked (rewritten if a power cut
+  emptied it); a queued letter's missing or damaged outbox file is rewritten
+  from the ledger; a file in ``outbox/`` without a ledger row (put there by
+  hand, or by letterkit 0.1) is adopted.  So a process killed at any moment
+  (even ``kill -9``) loses no letter, and at most the one in flight at the kill
+  can be delivered twice.  (A power cut can also undo the last ledger updates
+  before the sync, and those letters can go again; it cannot lose one.)
 
 Only one process delivers from an outbox at a time (a lock file,
 ``outbox.lock``); :class:`OutboxError` says so if another one is busy.
@@ -53,6 +65,7 @@ import os
 import socket
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field, replace
@@ -79,8 +92,8 @@ _META_FIELDS = ("Key", "Campaign", "Template", "Recipient", "Account", "Rcpt", "
 _SAFE = " @<>,.:/+=_-!~*'()[]"
 SENT_FLAGS = "2,S"
 TMP_MAX_AGE = 36 * 3600  # Maildir convention: stray tmp files older than this are garbage
-COMMIT_EVERY = 50  # ledger rows per commit while delivering
-COMMIT_SECONDS = 1.0
+COMMIT_SECONDS = 0.5  # ledger updates are committed at least this often while delivering
+WRITE_AHEAD = 64  # outbox files the writer thread may have ready before the letter is sent
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS letters (
@@ -110,6 +123,10 @@ CREATE INDEX IF NOT EXISTS letters_key ON letters(key);
 CREATE INDEX IF NOT EXISTS letters_status ON letters(status, id);
 CREATE INDEX IF NOT EXISTS letters_file ON letters(file);
 CREATE INDEX IF NOT EXISTS letters_batch ON letters(batch, id);
+CREATE TABLE IF NOT EXISTS messages (
+    id INTEGER PRIMARY KEY,  -- letters.id of an e-mail letter whose copy in sent/ is not yet synced
+    data BLOB NOT NULL       -- its outbox file: X-Letterkit-* lines, then the message as sent
+);
 """
 _COLUMNS = (
     "id", "key", "campaign", "template", "language", "recipient", "recipient_name", "signer",
@@ -150,7 +167,8 @@ class Row:
 
     ``reply`` is the server's reply for a sent letter, the reason for a failed
     one, and the last temporary problem for a letter still queued.  ``file`` is
-    the Maildir file name for e-mail, a JSON object of paths for hand letters.
+    the Maildir file name for e-mail (in ``outbox/new``, then ``sent/cur``), a
+    JSON object of paths for hand letters.
     """
 
     id: int
@@ -271,6 +289,11 @@ class DeliveryReport:
     def ok(self) -> bool:
         return not (self.partial or self.failed or self.deferred or self.error)
 
+    @property
+    def handled(self) -> int:
+        """Letters with an outcome so far (sent, partial, failed or deferred)."""
+        return self.sent + self.partial + self.failed + self.deferred
+
 
 @dataclass
 class SendReport:
@@ -284,11 +307,11 @@ class SendReport:
         return self.delivery is None or self.delivery.ok
 
 
-# --- the outbox file format ------------------------------------------------------------
+# --- the stored message format ------------------------------------------------------------
 
 
 def split_message(data: bytes) -> tuple[dict[str, str], bytes]:
-    """Split an outbox file into its ``X-Letterkit-*`` values and the message to transmit.
+    """Split a stored message into its ``X-Letterkit-*`` values and the message to transmit.
 
     Works on bytes without parsing the message: our headers are at the top.
     Keys are lower-case without the prefix (``key``, ``rcpt``, ``signer-email``...).
@@ -384,8 +407,6 @@ class Outbox:
 
             root = data_dir()
         self.paths = Paths.under(Path(root))
-        self._new = os.path.join(self.paths.outbox, "new")  # plain strings for the hot loop
-        self._sent_cur = os.path.join(self.paths.sent, "cur")
         self.readonly = readonly
         self._conn: sqlite3.Connection | None = None
         self._lock_fd: int | None = None
@@ -422,6 +443,8 @@ class Outbox:
                 conn = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True, isolation_level=None)
             else:
                 path.parent.mkdir(parents=True, exist_ok=True)
+                if not path.exists():  # letters are personal: the user's alone (SQLite's -wal follows)
+                    os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
                 conn = sqlite3.connect(path, isolation_level=None, timeout=10)
                 conn.execute("PRAGMA journal_mode=WAL")
                 conn.execute("PRAGMA synchronous=NORMAL")
@@ -477,12 +500,32 @@ class Outbox:
         return self.paths.sent / "cur" / f"{name}{_colon()}{SENT_FLAGS}"
 
     def path_of(self, row: Row) -> Path | None:
-        """Where the letter's message file is now (outbox or sent), if it is an e-mail."""
+        """Where the letter's message file is (outbox or sent), if it is an e-mail.
+
+        While a batch is being delivered, the outbox files of its letters are
+        written just ahead of each letter; the message is in the ledger
+        already (see :meth:`stored_message`).
+        """
         if row.channel != "email" or not row.file:
             return None
         if row.status in IN_OUTBOX:
             return self.outbox_file(row.file)
         return self.sent_file(row.file)
+
+    def stored_message(self, row: Row) -> bytes | None:
+        """The stored message of an e-mail letter (``X-Letterkit-*`` lines first; see
+        :func:`split_message`): from the ledger while it waits, else its sent copy."""
+        if row.channel != "email":
+            return None
+        conn = self._db()
+        found = conn.execute("SELECT data FROM messages WHERE id = ?", (row.id,)).fetchone() if conn else None
+        if found:
+            return bytes(found[0])
+        path = self.path_of(row)
+        try:
+            return path.read_bytes() if path else None
+        except OSError:
+            return None
 
     # --- queries -------------------------------------------------------------------
 
@@ -607,77 +650,88 @@ class Outbox:
         except OutboxError:
             pass
 
-    def reconcile(self) -> int:
+    def reconcile(self, *, write_outbox: bool = True) -> int:
         """Bring the ledger and the folders into agreement after an interruption.
 
-        Returns how many letters were fixed; see the module docstring.  Costs one
-        ``stat`` per letter in the outbox and no memory per letter.
+        Returns how many letters were fixed; see the module docstring.  Costs a
+        listing of ``outbox/new`` and one ``stat`` per letter in the outbox, and
+        no memory per letter beyond the file names.  ``write_outbox=False``
+        leaves missing outbox files to the caller (delivery writes them ahead).
         """
         conn = self._write_db()
         self._dirs()
-        fixed = 0
-        new_dir, tmp_dir, cur_dir = (self.paths.outbox / d for d in ("new", "tmp", "cur"))
-        in_cur = {n.split(_colon())[0]: n for n in os.listdir(cur_dir)}  # normally empty
-        present = 0
+        new_dir = self.paths.outbox / "new"
+        fixed = self._undo_cur(new_dir)
+        on_disk = set(os.listdir(new_dir))
         now = _now()
         conn.execute("BEGIN")
         try:
-            for row_id, name in self._files_in_outbox(conn):
-                if os.path.exists(os.path.join(self._new, name)):
-                    present += 1
-                    continue
-                if os.path.exists(self.sent_file(name)):
+            for row_id, name, size in self._waiting(conn):
+                in_outbox = name in on_disk
+                on_disk.discard(name)
+                if os.path.exists(self.sent_file(name)):  # sent; killed before the ledger knew
                     conn.execute(
                         "UPDATE letters SET status = 'sent', sent_at = ?, "
                         "reply = 'delivered (recorded after an interruption)' WHERE id = ?",
                         (now, row_id),
-                    )
-                elif os.path.exists(tmp_dir / name):  # committed, not yet moved into new/
-                    os.replace(tmp_dir / name, new_dir / name)
-                    present += 1
-                elif name in in_cur:  # a mail program moved it to cur/ when it read the outbox
-                    os.replace(cur_dir / in_cur.pop(name), new_dir / name)
-                    present += 1
-                else:
+                    )  # a stored message stays until _finish_copies has checked the copy
+                elif size is None and in_outbox:  # queued by letterkit 0.1: its message is the file
+                    data = (new_dir / name).read_bytes()
+                    conn.execute("INSERT INTO messages (id, data) VALUES (?, ?)", (row_id, data))
+                elif size is None:
                     conn.execute(
                         "UPDATE letters SET status = 'failed', reply = ? WHERE id = ?",
-                        ("the message file is missing from the outbox (deleted?)", row_id),
+                        ("its message is missing from the outbox and the ledger (deleted?)", row_id),
                     )
+                elif write_outbox and not (in_outbox and os.path.getsize(new_dir / name) == size):
+                    (data,) = conn.execute("SELECT data FROM messages WHERE id = ?", (row_id,)).fetchone()
+                    write_maildir(self.paths.outbox, name, data, "new")
+                else:
+                    continue
                 fixed += 1
-            # files without a ledger row (a power cut undid a commit, or put there by hand)
-            on_disk = sum(1 for _ in os.scandir(new_dir)) + len(in_cur)
-            if on_disk > present:
-                for entry in os.scandir(new_dir):
-                    if not conn.execute("SELECT 1 FROM letters WHERE file = ?", (entry.name,)).fetchone():
-                        self._adopt(conn, Path(entry.path), entry.name)
-                        fixed += 1
-                for name, full in in_cur.items():
-                    if not conn.execute("SELECT 1 FROM letters WHERE file = ?", (name,)).fetchone():
-                        os.replace(cur_dir / full, new_dir / name)
-                        self._adopt(conn, new_dir / name, name)
-                        fixed += 1
+            conn.execute("DELETE FROM messages WHERE id NOT IN (SELECT id FROM letters)")  # rows undone
+            for name in on_disk:  # files without a letter waiting: put there by hand, or a lost commit
+                if not conn.execute("SELECT 1 FROM letters WHERE file = ?", (name,)).fetchone():
+                    data = (new_dir / name).read_bytes()
+                    row_id = self._adopt(conn, data, name)
+                    conn.execute("INSERT INTO messages (id, data) VALUES (?, ?)", (row_id, data))
+                    fixed += 1
             conn.execute("COMMIT")
+        except OSError as exc:
+            conn.execute("ROLLBACK")
+            raise OutboxError(f"cannot bring {self.paths.outbox} up to date: {exc.strerror}") from None
         except BaseException:
             conn.execute("ROLLBACK")
             raise
+        self._clean_tmp()
+        return fixed + self._finish_copies(conn)
+
+    def _undo_cur(self, new_dir: Path) -> int:
+        """A mail program that read the outbox moved files to cur/: put them back."""
+        moved = 0
+        for entry in os.scandir(self.paths.outbox / "cur"):
+            os.replace(entry.path, new_dir / entry.name.split(_colon())[0])
+            moved += 1
+        return moved
+
+    def _clean_tmp(self) -> None:
+        """Maildir rule: stray files in tmp/ go after 36 hours."""
         limit = time.time() - TMP_MAX_AGE
-        for entry in os.scandir(tmp_dir):  # Maildir rule: stray tmp files go after 36 hours
-            with suppress(OSError):
-                if (
-                    entry.stat().st_mtime < limit
-                    and not conn.execute("SELECT 1 FROM letters WHERE file = ?", (entry.name,)).fetchone()
-                ):
-                    os.unlink(entry.path)
-        return fixed
+        for folder in (self.paths.outbox / "tmp", self.paths.sent / "tmp"):
+            for entry in os.scandir(folder):
+                with suppress(OSError):
+                    if entry.stat().st_mtime < limit:
+                        os.unlink(entry.path)
 
     @staticmethod
-    def _files_in_outbox(conn: sqlite3.Connection, page: int = 500) -> Iterator[tuple[int, str]]:
-        """(id, file) of every e-mail letter in the outbox, a page at a time."""
+    def _waiting(conn: sqlite3.Connection, page: int = 500) -> Iterator[tuple[int, str, int | None]]:
+        """(id, file name, size of the stored message or None) of every e-mail letter in the outbox."""
         last = 0
         while True:
             rows = conn.execute(
-                "SELECT id, file FROM letters WHERE status IN ('queued', 'failed') "
-                f"AND channel = 'email' AND id > ? ORDER BY id LIMIT {page}",
+                "SELECT l.id, l.file, length(m.data) FROM letters l LEFT JOIN messages m ON m.id = l.id "
+                "WHERE l.status IN ('queued', 'failed') AND l.channel = 'email' AND l.id > ? "
+                f"ORDER BY l.id LIMIT {page}",
                 (last,),
             ).fetchall()
             yield from rows
@@ -685,18 +739,42 @@ class Outbox:
                 return
             last = rows[-1][0]
 
-    def _adopt(self, conn: sqlite3.Connection, path: Path, name: str) -> None:
-        """Give a ledger row to a message file found in the outbox without one."""
+    def _finish_copies(self, conn: sqlite3.Connection, page: int = 200) -> int:
+        """Sent letters whose message is still stored: check the copy in sent/, then forget it.
+
+        Returns how many copies had to be (re)written.
+        """
+        fixed = 0
+        while True:
+            rows = conn.execute(
+                "SELECT l.id, l.file, m.data FROM letters l JOIN messages m ON m.id = l.id "
+                f"WHERE l.status IN ('sent', 'partial') ORDER BY l.id LIMIT {page}"
+            ).fetchall()
+            if not rows:
+                return fixed
+            try:
+                for _row_id, name, data in rows:
+                    copy = self.sent_file(name)
+                    if not copy.exists() or copy.stat().st_size != len(data):  # a power cut can empty it
+                        write_maildir(self.paths.sent, name, data, "cur", fsync=True)
+                        fixed += 1
+                sync_files(self.paths.sent / "cur", (self.sent_file(r[1]).name for r in rows))
+            except OSError as exc:
+                raise OutboxError(f"cannot write sent copies in {self.paths.sent}: {exc.strerror}") from None
+            conn.executemany("DELETE FROM messages WHERE id = ?", [(r[0],) for r in rows])
+
+    def _adopt(self, conn: sqlite3.Connection, data: bytes, name: str) -> int:
+        """Give a ledger row to a message found in the old outbox without one; return its id."""
         from email.parser import BytesParser
         from email.policy import default
 
-        meta, body = split_message(path.read_bytes())
+        meta, body = split_message(data)
         head = BytesParser(policy=default).parsebytes(body, headersonly=True)
         to = head["To"].addresses if head["To"] else ()
         rcpt = meta.get("rcpt") or ", ".join(
             a.addr_spec for h in ("To", "Cc") if head[h] for a in head[h].addresses
         )
-        conn.execute(
+        cur = conn.execute(
             "INSERT INTO letters (key, campaign, template, recipient, recipient_name, signer, "
             "channel, status, subject, rcpt, message_id, queued_at, reply, account, file) "
             "VALUES (?, ?, ?, ?, ?, ?, 'email', 'queued', ?, ?, ?, ?, ?, ?, ?)",
@@ -716,6 +794,8 @@ class Outbox:
                 name,
             ),
         )
+        assert cur.lastrowid is not None
+        return cur.lastrowid
 
     # --- queueing --------------------------------------------------------------------
 
@@ -727,12 +807,16 @@ class Outbox:
         resend: bool = False,
         prepare_hand: bool = True,
         on_skip: Callable[[Skipped], None] | None = None,
+        write_outbox: bool = True,
     ) -> QueueResult:
         """Write every letter durably to the outbox (e-mail) or prepare it by hand; all or nothing.
 
         ``letters`` may be a generator (e.g. :func:`letterkit.letters.compose`):
-        each letter is staged as it comes, and nothing per letter is kept in
-        memory.  If any letter raises, nothing is queued.  ``account`` sets the
+        each letter is added to the open ledger transaction as it comes, and
+        nothing per letter is kept in memory.  If any letter raises, nothing is
+        queued.  ``write_outbox=False`` leaves the outbox files to
+        :meth:`deliver`, which writes them just ahead of each letter (for a
+        batch delivered at once: the first letter goes sooner).  ``account`` sets the
         From address (its own address, the signer's name); without one the
         signer's e-mail is used and From is set again at delivery.  Letters for
         contacts without e-mail are written as PDF and text under
@@ -740,24 +824,21 @@ class Outbox:
         ``prepared``.  Skipped letters go to ``on_skip`` if given, else into
         ``QueueResult.skipped``.
         """
+        import sqlite3
+
         from .letters import message_bytes
 
         conn = self._write_db()
-        self._dirs()
         batch = uuid.uuid4().hex
         result = QueueResult(batch=batch)
         hand: list[Letter] = []
         from_addr = check_address(account.from_addr, "account From address") if account else None
         account_name = account.name if account else ""
-        tmp_dir = self.paths.outbox / "tmp"
-        sync_each = not hasattr(os, "sync")
         skip = on_skip or result.skipped.append
         with self._locked():
-            self.reconcile()
+            self.reconcile(write_outbox=write_outbox)
             conn.execute("PRAGMA synchronous=FULL")
             conn.execute("BEGIN")
-            committed = False
-            current: Path | None = None
             try:
                 for letter in letters:
                     reason, prior = self.skip_reason(letter, resend=resend)
@@ -795,11 +876,12 @@ class Outbox:
                         "signer": letter.signer.name,
                         "signer-email": letter.signer.email,
                     }
-                    name = _unique_name()
-                    conn.execute(*_insert(letter, "queued", name, message_id, account_name, batch))
-                    current = tmp_dir / name
-                    _write_new(current, _meta_block(meta) + message, fsync=sync_each)
-                    current = None
+                    row_id = conn.execute(
+                        *_insert(letter, "queued", _unique_name(), message_id, account_name, batch)
+                    ).lastrowid
+                    conn.execute(
+                        "INSERT INTO messages (id, data) VALUES (?, ?)", (row_id, _meta_block(meta) + message)
+                    )
                     result.queued += 1
                 prepared = self._prepare(hand) if (hand and prepare_hand) else {}
                 for letter in hand:
@@ -807,44 +889,34 @@ class Outbox:
                         "UPDATE letters SET file = ? WHERE batch = ? AND key = ? AND status = 'prepared'",
                         (json.dumps(prepared.get(letter.key, {})), batch, letter.key),
                     )
-                if result.queued and not sync_each:
-                    os.sync()  # every staged file on disk before the commit that queues them
-                conn.execute("COMMIT")
-                committed = True
+                conn.execute("COMMIT")  # synchronous=FULL: the whole batch is on disk, at once
+            except sqlite3.Error as exc:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise OutboxError(f"cannot queue the letters in {self.paths.ledger}: {exc}") from None
             except BaseException:
-                if not committed:
-                    self._unstage(conn, batch, current)
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
                 raise
             finally:
                 conn.execute("PRAGMA synchronous=NORMAL")
-            if result.queued:
-                try:
-                    for row in self.batch_rows(batch, ("queued",)):
-                        staged = tmp_dir / row.file
-                        if os.path.exists(staged):
-                            os.replace(staged, self.outbox_file(row.file))
-                    _fsync_dir(self.paths.outbox / "new")
-                except OSError as exc:
-                    raise OutboxError(
-                        f"letters are queued but could not be moved into "
-                        f"{self.paths.outbox / 'new'}: {exc.strerror}",
-                        hint="run 'letterkit outbox' to finish the move",
-                    ) from None
+            if write_outbox and result.queued:
+                self._write_outbox(batch)
         result.prepared = list(self.batch_rows(batch, ("prepared",))) if hand else []
         return result
 
-    def _unstage(self, conn: sqlite3.Connection, batch: str, current: Path | None) -> None:
-        """Undo a failed queue(): delete the staged files, roll the ledger back."""
-        tmp_dir = self.paths.outbox / "tmp"
-        with suppress(Exception):
-            for row in self.batch_rows(batch, ("queued",)):
-                with suppress(OSError):
-                    (tmp_dir / row.file).unlink()
-        if current is not None:
-            with suppress(OSError):
-                current.unlink()
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
+    def _write_outbox(self, batch: str) -> None:
+        """Write the outbox files of a batch just queued (the ledger already holds them)."""
+        try:
+            for row, data in self._with_messages(batch, ("queued",)):
+                if data is not None and _size(self.outbox_file(row.file)) != len(data):
+                    write_maildir(self.paths.outbox, row.file, data, "new")
+        except OSError as exc:
+            raise OutboxError(
+                f"the letters are queued, but their files could not be written to {self.paths.outbox}: "
+                f"{exc.strerror}",
+                hint="'letterkit outbox' tries again",
+            ) from None
 
     def _prepare(self, letters: list[Letter]) -> dict[str, dict[str, str]]:
         """Write PDF and text for each hand letter under prepared/CAMPAIGN/."""
@@ -875,7 +947,7 @@ class Outbox:
         return self.get(row_id)
 
     def drop(self, row_id: int) -> Row:
-        """Remove a queued or failed letter from the outbox (file and ledger row)."""
+        """Remove a queued or failed letter from the outbox (file, stored message and ledger row)."""
         with self._locked():
             self.reconcile()
             row = self.get(row_id)
@@ -884,7 +956,11 @@ class Outbox:
                     f"letter #{row_id} is {row.status}, not waiting in the outbox",
                     hint="'letterkit outbox' lists what can be dropped",
                 )
-            self._write_db().execute("DELETE FROM letters WHERE id = ?", (row_id,))
+            conn = self._write_db()
+            conn.execute("BEGIN")
+            conn.execute("DELETE FROM messages WHERE id = ?", (row_id,))
+            conn.execute("DELETE FROM letters WHERE id = ?", (row_id,))
+            conn.execute("COMMIT")
             with suppress(FileNotFoundError):
                 self.outbox_file(row.file).unlink()
         return row
@@ -908,9 +984,10 @@ class Outbox:
         (0: no limit; the first goes at once).  ``retry_failed`` also retries
         letters refused before.  ``on_progress(done, total, row)`` is called
         after each letter.  The transport is opened here if needed and left open
-        (the caller closes it).  Per letter: send, move the file to
-        ``sent/cur``, update the ledger; ledger updates are committed every
-        :data:`COMMIT_EVERY` letters or :data:`COMMIT_SECONDS` seconds.
+        (the caller closes it).  Per letter: send, commit its ledger row (done
+        while the server works on the next letter's first command, when the
+        transport offers ``while_waiting``), then copy it into ``sent/`` from a
+        background thread.
         """
         account = transport.account
         mail_from = check_address(account.from_addr, f"account {account.name!r} From address")
@@ -918,7 +995,7 @@ class Outbox:
         statuses = IN_OUTBOX if retry_failed else ("queued",)
         marks = ", ".join("?" * len(statuses))
         with self._locked():
-            self.reconcile()
+            self.reconcile(write_outbox=False)  # the files of this batch are written just ahead
             if batch is None:
                 batch = uuid.uuid4().hex
                 conn.execute(
@@ -939,81 +1016,149 @@ class Outbox:
                 conn.execute(
                     f"UPDATE letters SET reply = ? WHERE {where}", (f"not sent yet: {exc}", batch, *statuses)
                 )
+                with suppress(OutboxError):  # the letters wait in the ledger; mail tools see them too
+                    self._write_outbox(batch)
                 return report
             interval = 60.0 / rate if rate and rate > 0 else 0.0
             next_at = 0.0
-            done = uncommitted = 0
+            copies = _SentCopies(self, conn)
             last_commit = time.monotonic()
+            rows = self._with_messages(batch, statuses)
+            writer = _OutboxWriter(self.paths.outbox)
+            work: deque[Callable[[], None]] = deque()  # done while the server answers (see tick)
+            upcoming: list[tuple[Row, bytes, bytes, list[str]] | None] = []
+
+            def tick() -> None:
+                """One piece of work; the transport calls this after each command it sends."""
+                if work:
+                    work.popleft()()
+
+            def drain() -> None:
+                while work:
+                    work.popleft()()
+
+            def fetch() -> None:
+                """Get the next letter ready (None: no more)."""
+                for row, data in rows:
+                    if data is None:  # cannot happen after reconcile, unless edited by hand meanwhile
+                        reason = "its message is missing from the ledger (deleted by hand?)"
+                        record(row, b"", DeliveryResult("failed", reason))
+                        continue
+                    meta, message = split_message(data)
+                    if meta.get("account", "") != account.name:
+                        message, data = self._readdress(conn, row.id, row.file, meta, message, account)
+                    rcpt = [a for a in (meta.get("rcpt") or ", ".join(row.rcpt)).split(", ") if a]
+                    upcoming.append((row, data, message, rcpt))
+                    writer.ahead(row.file, data)
+                    return
+                upcoming.append(None)
+
+            def record(row: Row, data: bytes, result: DeliveryResult) -> None:
+                """The outcome of one letter into the ledger; a sent one gets its copy in sent/ first.
+
+                The copy marks the letter as sent for reconcile, so this runs before the
+                next letter's message goes: a kill can repeat at most the letter in flight.
+                """
+                nonlocal last_commit
+                note = ""
+                if result.delivered:
+                    note = copies.add(row.id, row.file, data)
+                outcome = self._record(conn, row, result, account.name, note)
+                setattr(report, _COUNTER[outcome.status], getattr(report, _COUNTER[outcome.status]) + 1)
+                now = time.monotonic()
+                if note or now - last_commit > COMMIT_SECONDS:
+                    conn.execute("COMMIT")
+                    conn.execute("BEGIN")
+                    last_commit = now
+                if on_progress is not None:
+                    on_progress(report.handled, report.total, outcome)
+
             conn.execute("BEGIN")
             try:
-                for row in self._pages(where, (batch, *statuses)):
-                    if interval and done:
+                fetch()
+                while (current := upcoming.pop()) is not None:
+                    row, data, message, rcpt = current
+                    if interval and next_at:  # not before the first letter
+                        drain()
+                        conn.execute("COMMIT")  # nothing stays unrecorded while we wait
+                        conn.execute("BEGIN")
                         wait = next_at - time.monotonic()
                         if wait > 0:
                             sleep(wait)
                     next_at = time.monotonic() + interval
+                    writer.ready(row.file, data)  # its outbox file is written before it goes
+                    work.append(fetch)  # the next letter is read while the server works on this one
                     try:
-                        outcome = self._deliver_one(conn, transport, row, mail_from)
+                        result = _send(transport, message, mail_from, rcpt, tick)
                     except LetterkitError as exc:  # the server or the account, not this letter
+                        drain()  # the letter before is recorded all the same
                         report.error = exc
-                        report.deferred += report.total - done
+                        report.deferred += report.total - report.handled
                         conn.execute(
                             f"UPDATE letters SET reply = ? WHERE {where} AND id >= ?",
                             (f"not sent yet: {exc}", batch, *statuses, row.id),
                         )
                         break
-                    done += 1
-                    if outcome.status == "sent":
-                        report.sent += 1
-                    elif outcome.status == "partial":
-                        report.partial += 1
-                    elif outcome.status == "failed":
-                        report.failed += 1
-                    else:
-                        report.deferred += 1
-                    uncommitted += 1
-                    if uncommitted >= COMMIT_EVERY or time.monotonic() - last_commit > COMMIT_SECONDS:
-                        conn.execute("COMMIT")
-                        conn.execute("BEGIN")
-                        uncommitted, last_commit = 0, time.monotonic()
-                    if on_progress is not None:
-                        on_progress(done, report.total, outcome)
+                    drain()  # what the transport had no time for (or no wait to do it in)
+                    work.append(functools.partial(record, row, data, result))
+                drain()
             finally:
-                if conn.in_transaction:
-                    conn.execute("COMMIT")
+                with suppress(Exception):  # interrupted: the letter already sent is still recorded
+                    for job in list(work):
+                        if isinstance(job, functools.partial):
+                            job()
+                writer.close()
+                copies.close()
+                if report.error is not None or report.deferred:
+                    with suppress(OutboxError):  # the letters left are in the ledger; mail tools see them too
+                        self._write_outbox(batch)
         return report
 
-    def _deliver_one(self, conn: sqlite3.Connection, transport: Transport, row: Row, mail_from: str) -> Row:
-        path = os.path.join(self._new, row.file)
-        try:
-            with open(path, "rb") as fh:
-                data = fh.read()
-        except FileNotFoundError:
-            reason = "the message file is missing from the outbox (deleted?)"
-            conn.execute("UPDATE letters SET status = 'failed', reply = ? WHERE id = ?", (reason, row.id))
-            return replace(row, status="failed", reply=reason)
-        meta, message = split_message(data)
-        account = transport.account
-        if meta.get("account", "") != account.name:
-            message = self._readdress(Path(path), meta, message, account)
-        rcpt = [a for a in (meta.get("rcpt") or ", ".join(row.rcpt)).split(", ") if a]
-        result = transport.send(message, mail_from, rcpt)
-        return self._record(conn, row, path, result, account.name)
+    def _with_messages(
+        self, batch: str, statuses: Sequence[str], page: int = 200
+    ) -> Iterator[tuple[Row, bytes | None]]:
+        """The e-mail letters of ``batch`` in ``statuses`` with their stored message, a page at a time."""
+        conn = self._write_db()
+        columns = ", ".join(f"l.{c}" for c in _COLUMNS)
+        marks = ", ".join("?" * len(statuses))
+        last = 0
+        while True:
+            rows = conn.execute(
+                f"SELECT {columns}, m.data FROM letters l LEFT JOIN messages m ON m.id = l.id "
+                f"WHERE l.batch = ? AND l.status IN ({marks}) AND l.channel = 'email' AND l.id > ? "
+                f"ORDER BY l.id LIMIT {page}",
+                (batch, *statuses, last),
+            ).fetchall()
+            for values in rows:
+                yield Row.from_sql(values[:-1]), values[-1]
+            if len(rows) < page:
+                return
+            last = rows[-1][0]
 
-    def _readdress(self, path: Path, meta: dict[str, str], message: bytes, account: Account) -> bytes:
-        """Set From (and Reply-To) for the delivering account and rewrite the outbox file."""
+    def _readdress(
+        self,
+        conn: sqlite3.Connection,
+        row_id: int,
+        name: str,
+        meta: dict[str, str],
+        message: bytes,
+        account: Account,
+    ) -> tuple[bytes, bytes]:
+        """Set From (and Reply-To) for the delivering account; store the message so."""
         from .letters import set_sender
 
         message = set_sender(message, meta.get("signer", ""), account.from_addr, meta.get("signer-email", ""))
         data = _meta_block({**meta, "account": account.name}) + message
-        tmp = self.paths.outbox / "tmp" / f"{path.name}.readdress"
-        _write_new(tmp, data, fsync=True, replace_existing=True)
-        os.replace(tmp, path)
-        return message
+        conn.execute("UPDATE messages SET data = ? WHERE id = ?", (data, row_id))
+        with suppress(FileNotFoundError):  # an outbox file already written: it must say the same
+            if self.outbox_file(name).exists():
+                write_maildir(self.paths.outbox, name, data, "new")
+        return message, data
 
     def _record(
-        self, conn: sqlite3.Connection, row: Row, path: str, result: DeliveryResult, account: str
+        self, conn: sqlite3.Connection, row: Row, result: DeliveryResult, account: str, note: str = ""
     ) -> Row:
+        """Write the outcome of one letter to the ledger (committed by the caller)."""
         refused = {a: list(v) for a, v in result.refused.items()}
         attempts = row.attempts + result.attempts
         status: str
@@ -1021,10 +1166,7 @@ class Outbox:
             status, sent_at, reply = result.status, _now(), result.reply
             if result.status == "partial":
                 reply += "; refused: " + "; ".join(f"{a}: {m}" for a, (_c, m) in result.refused.items())
-            try:
-                os.replace(path, os.path.join(self._sent_cur, f"{row.file}{_colon()}{SENT_FLAGS}"))
-            except OSError as exc:  # sent all the same: record it, never send it again
-                reply += f" (could not move the file to {self.paths.sent}: {exc.strerror})"
+            reply += note
         elif result.status == "failed":
             status, sent_at, reply = "failed", "", result.reply
         else:
@@ -1043,6 +1185,172 @@ class Outbox:
             account=account,
             attempts=attempts,
         )
+
+
+_COUNTER = {"sent": "sent", "partial": "partial", "failed": "failed", "queued": "deferred"}
+
+
+def _send(
+    transport: Transport, message: bytes, mail_from: str, rcpt: list[str], while_waiting: Callable[[], None]
+) -> DeliveryResult:
+    """``transport.send``, passing ``while_waiting`` to transports that take it."""
+    if getattr(transport, "supports_while_waiting", False):
+        return transport.send(message, mail_from, rcpt, while_waiting=while_waiting)  # type: ignore[call-arg]
+    return transport.send(message, mail_from, rcpt)
+
+
+class _OutboxWriter:
+    """Writes outbox files a few letters ahead of delivery, in a background thread.
+
+    Creating a file can take a millisecond on some disks (a new folder, a disk
+    that was just trimmed); file I/O releases the GIL, so the thread does it
+    while the SMTP conversation goes on.  :meth:`ready` waits until a letter's
+    file is there before it is sent (and writes it itself if the thread could not).
+    """
+
+    def __init__(self, outbox: Path) -> None:
+        import queue
+        import threading
+
+        self._outbox = outbox
+        self._todo: queue.Queue[tuple[str, bytes, threading.Event] | None] = queue.Queue(WRITE_AHEAD)
+        self._pending: dict[str, threading.Event] = {}
+        self._thread = threading.Thread(target=self._run, name="letterkit-outbox", daemon=True)
+        self._started = False
+
+    def ahead(self, name: str, data: bytes) -> None:
+        import threading
+
+        if not self._started:
+            self._thread.start()
+            self._started = True
+        done = self._pending[name] = threading.Event()
+        self._todo.put((name, data, done))
+
+    def _run(self) -> None:
+        while (item := self._todo.get()) is not None:
+            name, data, done = item
+            with suppress(OSError):  # ready() tries again, and reports the problem
+                if _size(self._outbox / "new" / name) != len(data):
+                    write_maildir(self._outbox, name, data, "new")
+            done.set()
+
+    def ready(self, name: str, data: bytes) -> None:
+        """Return once ``name`` is in ``outbox/new`` (raises OutboxError if it cannot be written)."""
+        done = self._pending.pop(name, None)
+        if done is not None:
+            done.wait()
+        try:
+            if _size(self._outbox / "new" / name) != len(data):
+                write_maildir(self._outbox, name, data, "new")
+        except OSError as exc:
+            raise OutboxError(f"cannot write {self._outbox / 'new' / name}: {exc.strerror}") from None
+
+    def close(self) -> None:
+        if self._started:
+            self._todo.put(None)
+            self._thread.join()
+            self._started = False
+
+
+class _SentCopies:
+    """Moves sent letters' files from ``outbox/new`` to ``sent/cur``; at the end, lets their messages go.
+
+    The rename marks the letter as sent for :meth:`Outbox.reconcile`.  At
+    :meth:`close`, one file-system sync makes the sent copies durable, and only
+    then are the stored messages of those letters deleted from the ledger.
+    """
+
+    def __init__(self, box: Outbox, conn: sqlite3.Connection) -> None:
+        self._box = box
+        self._conn = conn
+        self._moved: list[tuple[int, str]] = []  # (id, name): copies in sent/cur, maybe not on disk yet
+
+    def add(self, row_id: int, name: str, data: bytes) -> str:
+        """File one copy; return a note for the ledger if it could not be written."""
+        box = self._box
+        try:
+            try:
+                os.replace(box.outbox_file(name), box.sent_file(name))
+            except FileNotFoundError:  # deleted by hand meanwhile: the ledger has the message
+                write_maildir(box.paths.sent, name, data, "cur")
+        except OSError as exc:
+            return f" (no copy in {box.paths.sent}: {exc.strerror or exc}; the ledger keeps the message)"
+        self._moved.append((row_id, name))
+        return ""
+
+    def close(self) -> None:
+        """Commit the ledger, sync the copies, then delete the stored messages they hold now."""
+        if self._conn.in_transaction:
+            self._conn.execute("COMMIT")
+        if not self._moved:
+            return
+        try:
+            sync_files(self._box.paths.sent / "cur", (self._box.sent_file(n).name for _i, n in self._moved))
+        except OSError:
+            return  # kept: the next reconcile checks the copies and tries again
+        self._conn.execute("BEGIN")
+        self._conn.executemany("DELETE FROM messages WHERE id = ?", [(i,) for i, _n in self._moved])
+        self._conn.execute("COMMIT")
+        self._moved = []
+
+
+def _size(path: Path) -> int:
+    try:
+        return os.stat(path).st_size
+    except FileNotFoundError:
+        return -1
+
+
+def write_maildir(box: Path, name: str, data: bytes, where: str, *, fsync: bool = False) -> Path:
+    """Write a message into a Maildir the Maildir way: ``tmp/NAME``, renamed into ``new/NAME``
+    (``where="new"``) or ``cur/NAME:2,S`` (``where="cur"``, a message already read)."""
+    tmp = os.path.join(box, "tmp", name)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        if fsync:
+            os.fsync(fd)
+    finally:
+        os.close(fd)
+    final = Path(box, "new", name) if where == "new" else Path(box, "cur", f"{name}{_colon()}{SENT_FLAGS}")
+    os.replace(tmp, final)
+    return final
+
+
+def sync_files(folder: Path, names: Iterable[str]) -> None:
+    """Make the files ``names`` written in ``folder`` durable: one ``syncfs()`` of its file
+    system on Linux, ``sync()`` where there is no syncfs, an fsync of each file elsewhere."""
+    if not hasattr(os, "sync"):  # Windows
+        for name in names:
+            fd = os.open(folder / name, os.O_RDWR)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        return
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        if _libc_syncfs(fd) != 0:
+            os.sync()
+    finally:
+        os.close(fd)
+
+
+@functools.cache
+def _libc() -> Any:
+    import ctypes
+
+    return ctypes.CDLL(None, use_errno=True)
+
+
+def _libc_syncfs(fd: int) -> int:
+    try:
+        return int(_libc().syncfs(fd))
+    except (AttributeError, OSError):  # not Linux (or no syncfs): the caller syncs everything
+        return -1
 
 
 def _insert(
@@ -1073,22 +1381,6 @@ def _insert(
             batch,
         ),
     )
-
-
-def _write_new(path: Path, data: bytes, *, fsync: bool, replace_existing: bool = False) -> None:
-    flags = os.O_WRONLY | os.O_CREAT | (os.O_TRUNC if replace_existing else os.O_EXCL)
-    try:
-        fd = os.open(path, flags, 0o600)
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-            if fsync:
-                os.fsync(fd)
-        finally:
-            os.close(fd)
-    except OSError as exc:
-        raise OutboxError(f"cannot write {path}: {exc.strerror}") from None
 
 
 def _try_lock(fd: int) -> bool:
@@ -1148,7 +1440,7 @@ def send_letters(
 
     box = outbox or Outbox()
     try:
-        queued = box.queue(letters, account=account, resend=resend)
+        queued = box.queue(letters, account=account, resend=resend, write_outbox=account is None)
         if account is None or not queued.to_deliver:
             return SendReport(queued, None if account is None else DeliveryReport(queued.batch, account.name))
         if transport is None:

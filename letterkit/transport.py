@@ -24,6 +24,16 @@ Failures are sorted into three kinds:
   after the retries: exit code 1).  The caller stops the batch; letters stay
   queued.
 
+Each time a command is sent (MAIL, RCPT, DATA, the message), and before its
+reply is read, :meth:`SmtpTransport.send` can call the caller's
+``while_waiting`` to do a little work (the outbox records the letter before
+and fetches the next one then): the client's bookkeeping overlaps the
+server's work instead of adding to it.  Commands still go one at a time,
+each answered before the next is sent (no PIPELINING is assumed).  The
+MAIL/RCPT/DATA exchange is written here on top of smtplib's connection:
+addresses are already validated, so smtplib's address re-parsing (a good
+part of its cost per message) is not needed.
+
 No password is ever put in an exception, a log line or a repr: it is fetched
 from the ``password_provider`` just before AUTH and kept in a local variable.
 smtplib's debug output (which would print AUTH lines) is never switched on.
@@ -32,6 +42,7 @@ smtplib's debug output (which would print AUTH lines) is never switched on.
 from __future__ import annotations
 
 import os
+import re
 import time
 from collections.abc import Callable, Sequence
 from contextlib import suppress
@@ -89,7 +100,12 @@ class DeliveryResult:
 
 
 class Transport(Protocol):
-    """What :meth:`letterkit.outbox.Outbox.deliver` needs from a transport."""
+    """What :meth:`letterkit.outbox.Outbox.deliver` needs from a transport.
+
+    A transport whose ``supports_while_waiting`` is true also takes
+    ``send(..., while_waiting=callable)`` and calls it whenever it waits for
+    the server (several times per message); see :class:`SmtpTransport`.
+    """
 
     account: Account
 
@@ -129,6 +145,9 @@ def to_crlf(data: bytes) -> bytes:
     return data.replace(b"\n", b"\r\n")
 
 
+_LEADING_DOT = re.compile(rb"(?m)^\.")  # RFC 5321 4.5.2: a line starting with "." gets another
+
+
 class _Temporary(Exception):
     """Internal: a temporary failure of one attempt (retry after a pause)."""
 
@@ -150,6 +169,8 @@ class SmtpTransport:
     the account has a user name; e.g.
     ``lambda: credentials.get_password(account, interactive=False)``.
     """
+
+    supports_while_waiting = True
 
     def __init__(
         self,
@@ -424,9 +445,20 @@ class SmtpTransport:
 
     # --- sending ------------------------------------------------------------------------
 
-    def send(self, message: bytes, mail_from: str, rcpt_to: Sequence[str]) -> DeliveryResult:
+    def send(
+        self,
+        message: bytes,
+        mail_from: str,
+        rcpt_to: Sequence[str],
+        *,
+        while_waiting: Callable[[], object] | None = None,
+    ) -> DeliveryResult:
         """Deliver one message (bytes as stored; line endings become CRLF).
 
+        ``while_waiting`` is called after each command is sent and before its
+        reply is read (four times or more per message; at least once before
+        the message itself is sent, if the transaction gets that far);
+        whatever it raises ends the connection and propagates.
         Temporary failures are retried with back-off, reconnecting when needed.
         Returns a :class:`DeliveryResult`; raises :class:`ServerUnreachable`
         when no connection can be made, :class:`TransportError` when the
@@ -449,7 +481,7 @@ class SmtpTransport:
                         raise
                     continue
             try:
-                result = self._transaction(self._smtp, data, mail_from, rcpt)
+                result = self._transaction(self._smtp, data, mail_from, rcpt, while_waiting)
             except _Temporary as temp:
                 last = temp.reason
                 if temp.reconnect:
@@ -460,28 +492,39 @@ class SmtpTransport:
         return DeliveryResult("deferred", last, {}, self.retries + 1)
 
     def _transaction(
-        self, smtp: smtplib.SMTP, data: bytes, mail_from: str, rcpt: list[str]
+        self,
+        smtp: smtplib.SMTP,
+        data: bytes,
+        mail_from: str,
+        rcpt: list[str],
+        while_waiting: Callable[[], object] | None = None,
     ) -> DeliveryResult:
         """One MAIL/RCPT/DATA exchange; raises _Temporary for what deserves a retry."""
         import smtplib
 
+        def ask(command: str) -> tuple[int, bytes]:
+            smtp.putcmd(command)  # refuses CR/LF in the line
+            self._meanwhile(smtp, while_waiting)
+            return smtp.getreply()
+
         try:
-            options: list[str] = []
+            options = ""
             if not data.isascii() and smtp.has_extn("8bitmime"):
-                options.append("BODY=8BITMIME")
+                options += " BODY=8BITMIME"
             if not (mail_from.isascii() and all(r.isascii() for r in rcpt)):
                 if not smtp.has_extn("smtputf8"):
                     return DeliveryResult(
                         "failed", "the server does not accept non-ASCII addresses (no SMTPUTF8)"
                     )
-                options.append("SMTPUTF8")
-            code, msg = smtp.mail(mail_from, options)
+                smtp.command_encoding = "utf-8"
+                options += " SMTPUTF8"
+            code, msg = ask(f"MAIL FROM:<{mail_from}>{options}")  # addresses checked by send()
             if code != 250:
                 self._rset(smtp)
                 return self._refusal(code, msg, "sender refused")
             refused: dict[str, tuple[int, str]] = {}
             for r in rcpt:
-                code, msg = smtp.rcpt(r)
+                code, msg = ask(f"RCPT TO:<{r}>")
                 if code not in (250, 251):
                     refused[r] = (code, _reply(code, msg))
             if len(refused) == len(rcpt):
@@ -492,11 +535,14 @@ class SmtpTransport:
                 if any(400 <= c < 500 for c, _m in refused.values()):
                     raise _Temporary(f"recipients refused ({reasons})")
                 return DeliveryResult("failed", f"recipients refused ({reasons})", refused)
-            try:
-                code, msg = smtp.data(data)
-            except smtplib.SMTPDataError as exc:
+            code, msg = ask("DATA")
+            if code != 354:
                 self._rset(smtp)
-                return self._refusal(exc.smtp_code, exc.smtp_error, "DATA refused")
+                return self._refusal(code, msg, "DATA refused")
+            body = _LEADING_DOT.sub(b"..", data)
+            smtp.send(body + (b".\r\n" if body.endswith(b"\r\n") else b"\r\n.\r\n"))
+            self._meanwhile(smtp, while_waiting)
+            code, msg = smtp.getreply()
             if code != 250:
                 self._rset(smtp)
                 return self._refusal(code, msg, "message refused")
@@ -510,6 +556,19 @@ class SmtpTransport:
             if 400 <= exc.smtp_code < 500:
                 raise _Temporary(_reply(exc.smtp_code, exc.smtp_error), reconnect=True) from None
             return DeliveryResult("failed", _reply(exc.smtp_code, exc.smtp_error))
+        finally:
+            smtp.command_encoding = "ascii"
+
+    def _meanwhile(self, smtp: smtplib.SMTP, while_waiting: Callable[[], object] | None) -> None:
+        """Run the caller's work while the server answers; if it fails, this connection is done."""
+        if while_waiting is None:
+            return
+        try:
+            while_waiting()
+        except BaseException:
+            self._discard(smtp)  # a reply is still due on it
+            self._smtp = None
+            raise
 
     def _refusal(self, code: int, msg: bytes | str, what: str) -> DeliveryResult:
         reply = _reply(code, msg)

@@ -59,6 +59,12 @@ def files(path: Path) -> list[str]:
     return sorted(os.listdir(path)) if path.exists() else []
 
 
+def stored(box: Outbox) -> int:
+    """How many messages the ledger holds (letters not sent, or whose sent copy is not synced yet)."""
+    with sqlite3.connect(box.paths.ledger) as conn:
+        return int(conn.execute("SELECT COUNT(*) FROM messages").fetchone()[0])
+
+
 def test_queue_writes_a_maildir_and_the_ledger(hand_campaign, box, smtp_server):
     result = box.queue(letters(hand_campaign, to=["group:kazakhstan"]), account=smtp_server.account())
     assert (result.queued, result.waiting, result.skipped) == (4, 0, [])
@@ -84,6 +90,10 @@ def test_queue_writes_a_maildir_and_the_ledger(hand_campaign, box, smtp_server):
     assert message.startswith(b"From: ") and b"X-Letterkit" not in message
     assert first.message_id and first.message_id.encode() in message
     assert os.stat(box.path_of(first)).st_mode & 0o777 == 0o600
+    # the ledger holds every message too (what makes the queue durable): the user's alone
+    assert stored(box) == 4 and box.stored_message(first) == data
+    assert os.stat(box.paths.ledger).st_mode & 0o777 == 0o600
+    assert os.stat(f"{box.paths.ledger}-wal").st_mode & 0o777 == 0o600
 
 
 def test_nothing_is_queued_when_a_letter_is_invalid(campaign, box):
@@ -94,7 +104,7 @@ def test_nothing_is_queued_when_a_letter_is_invalid(campaign, box):
     with pytest.raises(TemplateError):
         box.queue(some_then_broken())
     assert files(box.paths.outbox / "tmp") == [] and files(box.paths.outbox / "new") == []
-    assert box.rows() == []
+    assert box.rows() == [] and stored(box) == 0
     assert box.queue(letters(campaign, to=["kz-1"])).queued == 1  # and the outbox still works
 
 
@@ -121,6 +131,7 @@ def test_deliver_moves_to_sent_and_records_the_reply(campaign, box, smtp_server)
     assert progress == [(1, 2, "sent"), (2, 2, "sent")]
     assert files(box.paths.outbox / "new") == []
     assert len(mailbox.Maildir(box.paths.sent, create=False)) == 2
+    assert stored(box) == 0  # the copies in sent/ are synced: the ledger lets the messages go
     rows = box.rows(("sent",))
     assert [r.reply for r in rows] == [
         "250 2.0.0 Ok: queued as TEST00001",
@@ -196,12 +207,19 @@ def test_reconcile_adopts_orphans_and_notes_missing_files(campaign, box):
     conn.execute("DELETE FROM letters WHERE id = ?", (a.id,))  # a power cut undid its commit
     conn.commit()
     conn.close()
-    box.path_of(b).unlink()  # deleted by hand
+    box.path_of(b).unlink()  # deleted by hand (or lost in a power cut): the ledger has it
     box.reconcile()
     rows = {r.recipient: r for r in box.pending()}
     assert rows["kz-1"].status == "queued" and rows["kz-1"].rcpt == a.rcpt
     assert rows["kz-1"].key == a.key and rows["kz-1"].file == a.file
-    assert rows["kz-2"].status == "failed" and "missing" in rows["kz-2"].reason
+    assert rows["kz-2"].status == "queued" and box.path_of(b).read_bytes() == box.stored_message(b)
+    assert stored(box) == 2  # the orphan's message is adopted with it, the undone row's dropped
+    # gone from both the folder and the ledger: that letter is lost, and said so
+    box.path_of(b).unlink()
+    with sqlite3.connect(box.paths.ledger) as conn:
+        conn.execute("DELETE FROM messages WHERE id = ?", (b.id,))
+    box.reconcile()
+    assert box.get(b.id).status == "failed" and "missing" in box.get(b.id).reason
 
 
 def test_a_mail_program_moving_files_to_cur_is_undone(campaign, box):
@@ -210,6 +228,52 @@ def test_a_mail_program_moving_files_to_cur_is_undone(campaign, box):
     os.replace(box.path_of(row), box.paths.outbox / "cur" / f"{row.file}:2,S")
     box.reconcile()
     assert box.path_of(row).exists() and box.get(row.id).status == "queued"
+
+
+def test_a_batch_delivered_at_once_writes_each_outbox_file_just_ahead(campaign, box, smtp_server):
+    result = box.queue(letters(campaign), account=smtp_server.account(), write_outbox=False)
+    assert result.queued == 4 and files(box.paths.outbox / "new") == [] and stored(box) == 4
+    seen: list[list[str]] = []
+    report = box.deliver(
+        transport(smtp_server),
+        batch=result.batch,
+        on_progress=lambda d, t, r: seen.append(files(box.paths.sent / "cur")),
+    )
+    assert report.sent == 4 and smtp_server.count() == 4
+    assert [len(s) for s in seen] == [1, 2, 3, 4]  # each letter's file moved to sent/ as it went
+    assert files(box.paths.outbox / "new") == [] and files(box.paths.outbox / "tmp") == []
+    assert stored(box) == 0
+
+
+def test_letters_left_by_a_stopped_batch_are_in_the_outbox_folder(campaign, box, make_smtp_server):
+    server = make_smtp_server()
+    result = box.queue(letters(campaign), account=server.account(), write_outbox=False)
+    server.stop()  # unreachable: nothing can go
+    report = box.deliver(transport(server), batch=result.batch)
+    assert report.error is not None and report.deferred == 4
+    assert len(mailbox.Maildir(box.paths.outbox, create=False)) == 4  # mail tools see them
+
+
+def test_a_copy_that_cannot_be_filed_keeps_the_message(campaign, box, smtp_server):
+    box.queue(letters(campaign, to=["kz-1"]))
+    (row,) = box.pending()
+    cur = box.paths.sent / "cur"
+
+    class DiskFailsOnceConnected(SmtpTransport):
+        def open(self) -> None:
+            super().open()
+            cur.rmdir()
+            cur.write_text("not a folder")  # from now on, no copy can be filed
+
+    report = box.deliver(DiskFailsOnceConnected(smtp_server.account(), lambda: PASSWORD))
+    assert report.sent == 1 and smtp_server.count() == 1  # sent, and recorded as sent
+    sent = box.get(row.id)
+    assert sent.status == "sent" and "the ledger keeps the message" in sent.reply
+    assert stored(box) == 1
+    cur.unlink()
+    box.reconcile()  # the next operation files the copy from the ledger
+    assert stored(box) == 0 and (copy := box.path_of(sent)) is not None and copy.exists()
+    assert smtp_server.count() == 1
 
 
 def test_one_process_at_a_time(campaign, box, tmp_path):
@@ -225,6 +289,7 @@ def test_drop_and_mark_done(hand_campaign, box):
     kz1, kz2 = box.pending()
     dropped = box.drop(kz1.id)
     assert dropped.recipient == "kz-1" and not box.path_of(kz1).exists()
+    assert box.stored_message(kz1) is None and stored(box) == 1
     assert [r.recipient for r in box.pending()] == ["kz-2"]
     with pytest.raises(OutboxError, match="not a letter prepared for delivery by hand"):
         box.mark_done(kz2.id, "fax")

@@ -731,7 +731,8 @@ def send(
             if not _confirm_send(box, letters, acct, resend=resend):
                 raise NotConfirmed("you declined; nothing was queued or sent")
             skips.people = False  # the skipped letters were listed with the preview
-        queued = box.queue(letters, account=acct, resend=resend, on_skip=skips)
+        # with an account the letters go now: their outbox files are written just ahead of each
+        queued = box.queue(letters, account=acct, resend=resend, on_skip=skips, write_outbox=acct is None)
         skips.finish()
         if shown and len(shown) <= SHOW_QUEUED:
             from ._render import show_letters
