@@ -1,3 +1,3 @@
-from letterkit.cli import main
+from letterkit.cli import console
 
-main()
+console()

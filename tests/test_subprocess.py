@@ -45,3 +45,24 @@ def test_installed_console_script():
     assert {t["name"] for t in json.loads(templates.stdout)["templates"]} >= {"protest", "solidarity"}
     help_ = run("--help", exe=exe)
     assert help_.returncode == 0 and "send" in help_.stdout
+
+
+def test_commands_start_without_pydantic():
+    """Typer 0.29 would import pydantic (~90 ms) for every option; letterkit's plain options skip it."""
+    code = (
+        "import sys; sys.argv = ['letterkit', 'preview', 'protest', '--name', 'A', '--email', "
+        "'a@example.org', '--to', 'kz-osce-delegation', '--json']\n"
+        "from letterkit.cli import main\n"
+        "try:\n    main()\nexcept SystemExit as exc:\n    assert not exc.code, exc.code\n"
+        "print('pydantic' in sys.modules, file=sys.stderr)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=os.environ.copy()
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["letters"] and result.stderr.strip().endswith("False")
+
+
+def test_a_bad_number_is_a_usage_error():
+    result = run("log", "--limit", "many")
+    assert result.returncode == 2 and "'many' is not a valid whole number" in result.stderr

@@ -18,6 +18,76 @@ from ..errors import LetterkitError
 from . import _output
 
 
+def _plain_parameters() -> None:
+    """Coerce plain ``str``/``int``/``float``/``bool`` parameters (and lists of them) without pydantic.
+
+    Typer 0.29 builds a pydantic ``TypeAdapter`` for every parameter, and
+    importing pydantic alone takes about 90 ms — most of the start-up of every
+    letterkit command.  letterkit's parameters are all plain values that click
+    has already parsed, so they are converted here directly.  Anything else
+    (and any Typer whose internals differ) keeps Typer's own coercion: this is
+    a shortcut, never a change of behaviour.  ``tests/test_subprocess.py``
+    checks that ``send`` still does not import pydantic.
+    """
+    try:
+        from dataclasses import dataclass
+
+        from typer import core
+        from typer._click.exceptions import BadParameter
+        from typer._coercion import RuntimeParam
+    except ImportError:  # pragma: no cover - another Typer
+        return
+    original = getattr(core, "build_runtime_param", None)
+    if original is None:  # pragma: no cover
+        return
+    plain = (str, int, float, bool)
+
+    @dataclass(frozen=True)
+    class _Plain(RuntimeParam):
+        kind: type
+
+        def _coerce_value(self, value: Any, param: Any, ctx: Any) -> Any:
+            if isinstance(value, (list, tuple)):
+                return [self._one(v, param, ctx) for v in value]
+            return self._one(value, param, ctx)
+
+        def _one(self, value: Any, param: Any, ctx: Any) -> Any:
+            if isinstance(value, self.kind) and not (self.kind is int and isinstance(value, bool)):
+                return value
+            if self.kind is bool or not isinstance(value, str):
+                raise BadParameter(f"{value!r} is not a valid {self.kind.__name__}.", ctx=ctx, param=param)
+            try:
+                return self.kind(value)
+            except ValueError:
+                word = {int: "whole number", float: "number", str: "text"}[self.kind]
+                raise BadParameter(f"{value!r} is not a valid {word}.", ctx=ctx, param=param) from None
+
+    def build(descriptor: Any) -> Any:
+        try:
+            info = descriptor.parameter_info
+            annotation = descriptor.annotation
+            kind = annotation
+            if getattr(annotation, "__origin__", None) is list and len(annotation.__args__) == 1:
+                kind = annotation.__args__[0]
+            simple = (
+                kind in plain
+                and descriptor.file_annotation is None
+                and not (descriptor.is_choice or descriptor.is_ranged or descriptor.is_path)
+                and getattr(info, "parser", None) is None
+                and getattr(info, "click_type", None) is None
+            )
+            if simple:
+                return _Plain(parameter_info=info, annotation=annotation, kind=kind)
+        except Exception:  # pragma: no cover - Typer changed: its own way
+            pass
+        return original(descriptor)
+
+    setattr(core, "build_runtime_param", build)  # noqa: B010  (not a public name)
+
+
+_plain_parameters()
+
+
 class LetterkitGroup(TyperGroup):
     """Maps the library's errors to a one-line message and exit code 2 (or the error's own)."""
 
