@@ -1042,7 +1042,7 @@ class Outbox:
                 for row, data in rows:
                     if data is None:  # cannot happen after reconcile, unless edited by hand meanwhile
                         reason = "its message is missing from the ledger (deleted by hand?)"
-                        record(row, b"", DeliveryResult("failed", reason))
+                        record(row, DeliveryResult("failed", reason))
                         continue
                     meta, message = split_message(data)
                     if meta.get("account", "") != account.name:
@@ -1053,25 +1053,31 @@ class Outbox:
                     return
                 upcoming.append(None)
 
-            def record(row: Row, data: bytes, result: DeliveryResult) -> None:
-                """The outcome of one letter into the ledger; a sent one gets its copy in sent/ first.
+            notes: dict[int, str] = {}
 
-                The copy marks the letter as sent for reconcile, so this runs before the
-                next letter's message goes: a kill can repeat at most the letter in flight.
+            def file_copy(row: Row, data: bytes, result: DeliveryResult) -> None:
+                """A sent letter's file goes to sent/: the mark reconcile goes by.
+
+                Queued first, so it is done while the server reads the next MAIL FROM,
+                before the next message goes: a kill can repeat at most the letter in flight.
                 """
-                nonlocal last_commit
-                note = ""
                 if result.delivered:
-                    note = copies.add(row.id, row.file, data)
-                outcome = self._record(conn, row, result, account.name, note)
-                setattr(report, _COUNTER[outcome.status], getattr(report, _COUNTER[outcome.status]) + 1)
+                    notes[row.id] = copies.add(row.id, row.file, data)
+
+            def record(row: Row, result: DeliveryResult) -> None:
+                """The outcome of one letter into the ledger (committed every COMMIT_SECONDS)."""
+                nonlocal last_commit
+                note = notes.pop(row.id, "")
+                changes = self._record(conn, row, result, account.name, note)
+                counter = _COUNTER[changes["status"]]
+                setattr(report, counter, getattr(report, counter) + 1)
                 now = time.monotonic()
                 if note or now - last_commit > COMMIT_SECONDS:
                     conn.execute("COMMIT")
                     conn.execute("BEGIN")
                     last_commit = now
                 if on_progress is not None:
-                    on_progress(report.handled, report.total, outcome)
+                    on_progress(report.handled, report.total, replace(row, **changes))
 
             conn.execute("BEGIN")
             try:
@@ -1100,7 +1106,8 @@ class Outbox:
                         )
                         break
                     drain()  # what the transport had no time for (or no wait to do it in)
-                    work.append(functools.partial(record, row, data, result))
+                    work.append(functools.partial(file_copy, row, data, result))
+                    work.append(functools.partial(record, row, result))
                 drain()
             finally:
                 with suppress(Exception):  # interrupted: the letter already sent is still recorded
@@ -1157,10 +1164,10 @@ class Outbox:
 
     def _record(
         self, conn: sqlite3.Connection, row: Row, result: DeliveryResult, account: str, note: str = ""
-    ) -> Row:
-        """Write the outcome of one letter to the ledger (committed by the caller)."""
+    ) -> dict[str, Any]:
+        """Write the outcome of one letter to the ledger (committed by the caller); return the
+        changed fields (``replace(row, **changes)`` is the row as it is now)."""
         refused = {a: list(v) for a, v in result.refused.items()}
-        attempts = row.attempts + result.attempts
         status: str
         if result.delivered:
             status, sent_at, reply = result.status, _now(), result.reply
@@ -1171,20 +1178,28 @@ class Outbox:
             status, sent_at, reply = "failed", "", result.reply
         else:
             status, sent_at, reply = "queued", "", f"deferred: {result.reply}"
+        changes = {
+            "status": status,
+            "sent_at": sent_at,
+            "reply": reply,
+            "refused": refused,
+            "account": account,
+            "attempts": row.attempts + result.attempts,
+        }
         conn.execute(
             "UPDATE letters SET status = ?, sent_at = ?, reply = ?, refused = ?, account = ?, "
             "attempts = ? WHERE id = ?",
-            (status, sent_at, reply, json.dumps(refused) if refused else "", account, attempts, row.id),
+            (
+                status,
+                sent_at,
+                reply,
+                json.dumps(refused) if refused else "",
+                account,
+                changes["attempts"],
+                row.id,
+            ),
         )
-        return replace(
-            row,
-            status=status,
-            sent_at=sent_at,
-            reply=reply,
-            refused=refused,
-            account=account,
-            attempts=attempts,
-        )
+        return changes
 
 
 _COUNTER = {"sent": "sent", "partial": "partial", "failed": "failed", "queued": "deferred"}
@@ -1215,6 +1230,7 @@ class _OutboxWriter:
         self._outbox = outbox
         self._todo: queue.Queue[tuple[str, bytes, threading.Event] | None] = queue.Queue(WRITE_AHEAD)
         self._pending: dict[str, threading.Event] = {}
+        self._written: set[str] = set()  # by the thread, so ready() need not look
         self._thread = threading.Thread(target=self._run, name="letterkit-outbox", daemon=True)
         self._started = False
 
@@ -1233,6 +1249,7 @@ class _OutboxWriter:
             with suppress(OSError):  # ready() tries again, and reports the problem
                 if _size(self._outbox / "new" / name) != len(data):
                     write_maildir(self._outbox, name, data, "new")
+                self._written.add(name)
             done.set()
 
     def ready(self, name: str, data: bytes) -> None:
@@ -1240,6 +1257,9 @@ class _OutboxWriter:
         done = self._pending.pop(name, None)
         if done is not None:
             done.wait()
+            if name in self._written:
+                self._written.discard(name)
+                return
         try:
             if _size(self._outbox / "new" / name) != len(data):
                 write_maildir(self._outbox, name, data, "new")
