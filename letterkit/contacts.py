@@ -21,9 +21,10 @@ except ImportError:  # pragma: no cover - pure-Python platforms
     import tomllib  # type: ignore[no-redef]
 
 from .errors import CampaignError, ContactError, LetterkitError
-from .validation import check_address, check_header_value, check_slug
+from .validation import check_address, check_header_value, check_slug, header_safe
 
 CHANNELS = ("email", "fax", "post", "web")
+CHUNK_CONTACTS = 64  # contacts parsed at a time from a recipients file (memory stays flat)
 STALE_AFTER_DAYS = 365  # contact data older than this is flagged for re-checking
 
 _FIELDS = {
@@ -137,12 +138,14 @@ def contact_from_table(table: dict[str, Any], where: str, *, user: bool = False)
     for g in groups:
         check_slug(g, f"{where}: group")
     for key in ("name", "salutation", "fax"):
-        check_header_value(strings[key], f"{where}: {key}")
+        if not header_safe(strings[key]):
+            check_header_value(strings[key], f"{where}: {key}")
     email = check_address(strings["email"], f"{where}: email") if strings["email"] else ""
     cc = tuple(check_address(a, f"{where}: cc") for a in _as_list(table.get("cc"), "cc", where))
     address = _as_list(table.get("address"), "address", where)
     for line in address:
-        check_header_value(line, f"{where}: address line")
+        if not header_safe(line):
+            check_header_value(line, f"{where}: address line")
     web_form = _as_list(table.get("web_form"), "web_form", where)
     for url in web_form:
         if not re.match(r"^https?://\S+$", url):
@@ -171,7 +174,8 @@ def contact_from_table(table: dict[str, Any], where: str, *, user: bool = False)
 
 
 def _chunks(path: Path) -> Iterator[tuple[int, str, dict[str, Any] | tomllib.TOMLDecodeError]]:
-    """The file cut before each ``[[contact]]`` header and parsed: (first line, text, table or error).
+    """The file cut before every ``CHUNK_CONTACTS``-th ``[[contact]]`` header and parsed:
+    (first line, text, tables or error).
 
     Each piece is parsed on its own, so a large recipients file is never held
     in memory whole.  A header inside a multi-line string is not a cut: a
@@ -185,14 +189,16 @@ def _chunks(path: Path) -> Iterator[tuple[int, str, dict[str, Any] | tomllib.TOM
             return exc
 
     with path.open(encoding="utf-8") as fh:
-        start, lines = 1, list[str]()
+        start, lines, headers = 1, list[str](), 0
         for number, line in enumerate(fh, 1):
-            if line.startswith("[[contact]]") and lines:
-                text = "".join(lines)
-                parsed = parse(text)
-                if not (isinstance(parsed, tomllib.TOMLDecodeError) and "end of document" in str(parsed)):
-                    yield start, text, parsed
-                    start, lines = number, []
+            if line.startswith("[[contact]]"):
+                if lines and (headers >= CHUNK_CONTACTS or headers == 0):
+                    text = "".join(lines)
+                    parsed = parse(text)
+                    if not (isinstance(parsed, tomllib.TOMLDecodeError) and "end of document" in str(parsed)):
+                        yield start, text, parsed
+                        start, lines, headers = number, [], 0
+                headers += 1
             lines.append(line)
         if lines:
             text = "".join(lines)

@@ -62,6 +62,7 @@ import datetime as dt
 import functools
 import json
 import os
+import re
 import socket
 import time
 import uuid
@@ -330,10 +331,16 @@ def split_message(data: bytes) -> tuple[dict[str, str], bytes]:
 
 
 def _meta_block(values: dict[str, str]) -> bytes:
-    lines = [
-        f"X-Letterkit-{name}: {quote(values.get(name.lower(), ''), safe=_SAFE)}\n" for name in _META_FIELDS
-    ]
+    lines = []
+    for name in _META_FIELDS:
+        value = values.get(name.lower(), "")
+        if not _NEEDS_NO_QUOTING.fullmatch(value):
+            value = quote(value, safe=_SAFE)
+        lines.append(f"X-Letterkit-{name}: {value}\n")
     return "".join(lines).encode("ascii")
+
+
+_NEEDS_NO_QUOTING = re.compile(r"[A-Za-z0-9 @<>,.:/+=_!~*'()\[\]-]*")  # _SAFE, letters and digits
 
 
 _counter = 0
@@ -409,6 +416,7 @@ class Outbox:
         self.paths = Paths.under(Path(root))
         self.readonly = readonly
         self._conn: sqlite3.Connection | None = None
+        self._prefixes: dict[str, bool] = {}  # "campaign/template/" -> has the ledger any such key
         self._lock_fd: int | None = None
 
     def __enter__(self) -> Outbox:
@@ -584,6 +592,24 @@ class Outbox:
         if row.status == "done":
             return f"delivered by hand ({row.channel}) on {when} (#{row.id}); --resend redoes it", row
         return "", row
+
+    def _skip_reason_fast(self, letter: Letter, *, resend: bool) -> tuple[str, Row | None]:
+        """:meth:`skip_reason`, without a query per letter when the ledger has never seen this
+        campaign and template (a first mailing: every letter is new)."""
+        prefix = f"{letter.campaign}/{letter.template}/"
+        known = self._prefixes.get(prefix)
+        if known is None:
+            conn = self._db()
+            known = bool(
+                conn
+                and conn.execute(
+                    "SELECT 1 FROM letters WHERE key >= ? AND key < ? LIMIT 1", (prefix, prefix[:-1] + "0")
+                ).fetchone()
+            )
+            self._prefixes[prefix] = known
+        if not known:
+            return "", None
+        return self.skip_reason(letter, resend=resend)
 
     def get(self, row_id: int) -> Row:
         rows = self._query(f"{_SELECT} WHERE id = ?", (row_id,))
@@ -839,9 +865,11 @@ class Outbox:
             self.reconcile(write_outbox=write_outbox)
             conn.execute("PRAGMA synchronous=FULL")
             conn.execute("BEGIN")
+            self._prefixes.clear()  # (other letters may have been queued since the last call)
+            rows = _NewRows(conn, batch, account_name)
             try:
                 for letter in letters:
-                    reason, prior = self.skip_reason(letter, resend=resend)
+                    reason, prior = self._skip_reason_fast(letter, resend=resend)
                     if reason:
                         skip(
                             Skipped(
@@ -859,9 +887,9 @@ class Outbox:
                         continue
                     if letter.channel != "email":
                         hand.append(letter)  # prepared below, once every letter is valid
-                        conn.execute(*_insert(letter, "prepared", "", "", account_name, batch))
+                        rows.add(letter, "prepared", "", b"")
                         continue
-                    message, message_id = message_bytes(letter, from_addr=from_addr)
+                    message, message_id = message_bytes(letter, from_addr=from_addr, date=rows.date)
                     rcpt = [
                         check_address(a, f"recipient address of {letter.contact.id}")
                         for a in (*letter.to, *letter.cc)
@@ -876,13 +904,9 @@ class Outbox:
                         "signer": letter.signer.name,
                         "signer-email": letter.signer.email,
                     }
-                    row_id = conn.execute(
-                        *_insert(letter, "queued", _unique_name(), message_id, account_name, batch)
-                    ).lastrowid
-                    conn.execute(
-                        "INSERT INTO messages (id, data) VALUES (?, ?)", (row_id, _meta_block(meta) + message)
-                    )
+                    rows.add(letter, "queued", message_id, _meta_block(meta) + message)
                     result.queued += 1
+                rows.flush()
                 prepared = self._prepare(hand) if (hand and prepare_hand) else {}
                 for letter in hand:
                     conn.execute(
@@ -1373,34 +1397,67 @@ def _libc_syncfs(fd: int) -> int:
         return -1
 
 
-def _insert(
-    letter: Letter, status: str, name: str, message_id: str, account: str, batch: str
-) -> tuple[str, tuple[Any, ...]]:
-    """The INSERT for one new ledger row."""
-    s = letter.signer
-    return (
-        "INSERT INTO letters (key, campaign, template, language, recipient, recipient_name, "
-        "signer, channel, status, subject, rcpt, message_id, queued_at, account, file, batch) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (
-            letter.key,
-            letter.campaign,
-            letter.template,
-            letter.language,
-            letter.contact.id,
-            letter.contact.name,
-            f"{s.name} <{s.email}>" if s.email else s.name,
-            letter.channel,
-            status,
-            letter.subject,
-            ", ".join((*letter.to, *letter.cc)),
-            message_id,
-            _now(),
-            account,
-            name,
-            batch,
-        ),
-    )
+class _NewRows:
+    """Ledger rows (and stored messages) of one queue() call, inserted a few hundred at a time.
+
+    The ids are given here, following the ledger's own sequence: queue() holds
+    the outbox lock inside one transaction, so nobody else inserts meanwhile.
+    """
+
+    CHUNK = 256
+
+    def __init__(self, conn: sqlite3.Connection, batch: str, account: str) -> None:
+        self._conn = conn
+        self._batch = batch
+        self._account = account
+        self.date = dt.datetime.now().astimezone()  # the Date of every letter of the batch
+        self._queued_at = _now()
+        found = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'letters'").fetchone()
+        self._next_id = (found[0] if found else 0) + 1
+        self._rows: list[tuple[Any, ...]] = []
+        self._messages: list[tuple[int, bytes]] = []
+
+    def add(self, letter: Letter, status: str, message_id: str, data: bytes) -> None:
+        row_id, self._next_id = self._next_id, self._next_id + 1
+        s = letter.signer
+        self._rows.append(
+            (
+                row_id,
+                letter.key,
+                letter.campaign,
+                letter.template,
+                letter.language,
+                letter.contact.id,
+                letter.contact.name,
+                f"{s.name} <{s.email}>" if s.email else s.name,
+                letter.channel,
+                status,
+                letter.subject,
+                ", ".join((*letter.to, *letter.cc)),
+                message_id,
+                self._queued_at,
+                self._account,
+                _unique_name() if data else "",
+                self._batch,
+            )
+        )
+        if data:
+            self._messages.append((row_id, data))
+        if len(self._rows) >= self.CHUNK:
+            self.flush()
+
+    def flush(self) -> None:
+        if self._rows:
+            self._conn.executemany(
+                "INSERT INTO letters (id, key, campaign, template, language, recipient, recipient_name, "
+                "signer, channel, status, subject, rcpt, message_id, queued_at, account, file, batch) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                self._rows,
+            )
+            self._rows = []
+        if self._messages:
+            self._conn.executemany("INSERT INTO messages (id, data) VALUES (?, ?)", self._messages)
+            self._messages = []
 
 
 def _try_lock(fd: int) -> bool:

@@ -22,8 +22,18 @@ _DOMAIN = rf"(?:{_LABEL}(?:\.{_LABEL})+|localhost|\[[0-9.:a-fA-F]+\])"
 _ADDRESS_RE = re.compile(rf"^{_LOCAL}@{_DOMAIN}$", re.ASCII)  # internationalised addresses: not yet
 
 
+_UNSAFE_RE = re.compile("[\r\n\x00]")
+
+
+def header_safe(value: str) -> bool:
+    """True if ``value`` has no CR, LF or NUL (the cheap test before a :func:`check_header_value`)."""
+    return _UNSAFE_RE.search(value) is None
+
+
 def check_header_value(value: str, what: str) -> str:
     """Return ``value`` if it is safe in a header; raise :class:`InvalidValue` if not."""
+    if _UNSAFE_RE.search(value) is None:
+        return value
     for char, name in _FORBIDDEN.items():
         if char in value:
             raise InvalidValue(
