@@ -58,6 +58,7 @@ Only one process delivers from an outbox at a time (a lock file,
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import functools
 import json
@@ -94,7 +95,6 @@ _SAFE = " @<>,.:/+=_-!~*'()[]"
 SENT_FLAGS = "2,S"
 TMP_MAX_AGE = 36 * 3600  # Maildir convention: stray tmp files older than this are garbage
 COMMIT_SECONDS = 0.5  # ledger updates are committed at least this often while delivering
-WRITE_AHEAD = 64  # outbox files the writer thread may have ready before the letter is sent
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS letters (
@@ -417,6 +417,8 @@ class Outbox:
         self.readonly = readonly
         self._conn: sqlite3.Connection | None = None
         self._prefixes: dict[str, bool] = {}  # "campaign/template/" -> has the ledger any such key
+        self._checked = ""  # while the lock is held: "lazy" or "full" once reconciled (see session)
+        self._background: list[Any] = []  # threads finishing a delivery (joined before anything else)
         self._lock_fd: int | None = None
 
     def __enter__(self) -> Outbox:
@@ -429,6 +431,7 @@ class Outbox:
         return f"<Outbox {self.paths.root}>"
 
     def close(self) -> None:
+        self._join_background()
         if self._conn is not None:
             if self._conn.in_transaction:
                 self._conn.commit()
@@ -477,12 +480,30 @@ class Outbox:
         except OSError as exc:
             raise OutboxError(f"cannot create the outbox under {self.paths.root}: {exc.strerror}") from None
 
+    def session(self) -> contextlib.AbstractContextManager[None]:
+        """Hold the outbox across several calls, e.g. :meth:`queue` then :meth:`deliver`.
+
+        Other processes wait meanwhile (they get an :class:`OutboxError`), so
+        the outbox is checked (:meth:`reconcile`) once, not before every call.
+        """
+        return self._locked()
+
+    def _join_background(self) -> None:
+        while self._background:
+            self._background.pop().join()
+
+    def _reconcile_once(self, *, write_outbox: bool) -> None:
+        if self._checked == "full" or (self._checked == "lazy" and not write_outbox):
+            return
+        self.reconcile(write_outbox=write_outbox)
+
     @contextmanager
     def _locked(self) -> Iterator[None]:
         """Hold the outbox lock (one process at a time changes the outbox)."""
         if self._lock_fd is not None:  # re-entrant within one Outbox
             yield
             return
+        self._join_background()
         self.paths.root.mkdir(parents=True, exist_ok=True)
         lock = self.paths.root / "outbox.lock"
         fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
@@ -493,10 +514,12 @@ class Outbox:
                     hint="wait for it to finish; see what is queued with: letterkit outbox",
                 )
             self._lock_fd = fd
+            self._checked = ""
             try:
                 yield
             finally:
                 self._lock_fd = None
+                self._checked = ""
                 _unlock(fd)
         finally:
             os.close(fd)
@@ -730,7 +753,10 @@ class Outbox:
             conn.execute("ROLLBACK")
             raise
         self._clean_tmp()
-        return fixed + self._finish_copies(conn)
+        fixed += self._finish_copies(conn)
+        if self._lock_fd is not None:
+            self._checked = "full" if write_outbox else "lazy"
+        return fixed
 
     def _undo_cur(self, new_dir: Path) -> int:
         """A mail program that read the outbox moved files to cur/: put them back."""
@@ -862,7 +888,7 @@ class Outbox:
         account_name = account.name if account else ""
         skip = on_skip or result.skipped.append
         with self._locked():
-            self.reconcile(write_outbox=write_outbox)
+            self._reconcile_once(write_outbox=write_outbox)
             conn.execute("PRAGMA synchronous=FULL")
             conn.execute("BEGIN")
             self._prefixes.clear()  # (other letters may have been queued since the last call)
@@ -1019,7 +1045,7 @@ class Outbox:
         statuses = IN_OUTBOX if retry_failed else ("queued",)
         marks = ", ".join("?" * len(statuses))
         with self._locked():
-            self.reconcile(write_outbox=False)  # the files of this batch are written just ahead
+            self._reconcile_once(write_outbox=False)  # the files of this batch are written just ahead
             if batch is None:
                 batch = uuid.uuid4().hex
                 conn.execute(
@@ -1048,7 +1074,7 @@ class Outbox:
             copies = _SentCopies(self, conn)
             last_commit = time.monotonic()
             rows = self._with_messages(batch, statuses)
-            writer = _OutboxWriter(self.paths.outbox)
+            in_outbox: set[str] = set()  # outbox files written while the server answered
             work: deque[Callable[[], None]] = deque()  # done while the server answers (see tick)
             upcoming: list[tuple[Row, bytes, bytes, list[str]] | None] = []
 
@@ -1073,11 +1099,20 @@ class Outbox:
                         message, data = self._readdress(conn, row.id, row.file, meta, message, account)
                     rcpt = [a for a in (meta.get("rcpt") or ", ".join(row.rcpt)).split(", ") if a]
                     upcoming.append((row, data, message, rcpt))
-                    writer.ahead(row.file, data)
+                    work.append(functools.partial(write_file, row.file, data))
                     return
                 upcoming.append(None)
 
             notes: dict[int, str] = {}
+
+            def write_file(name: str, data: bytes) -> None:
+                """The next letter's outbox file (while the server takes in this one's message)."""
+                try:
+                    if _size(self.outbox_file(name)) != len(data):
+                        write_maildir(self.paths.outbox, name, data, "new")
+                except OSError as exc:
+                    raise OutboxError(f"cannot write {self.outbox_file(name)}: {exc.strerror}") from None
+                in_outbox.add(name)
 
             def file_copy(row: Row, data: bytes, result: DeliveryResult) -> None:
                 """A sent letter's file goes to sent/: the mark reconcile goes by.
@@ -1106,6 +1141,7 @@ class Outbox:
             conn.execute("BEGIN")
             try:
                 fetch()
+                drain()  # the first letter's file, now
                 while (current := upcoming.pop()) is not None:
                     row, data, message, rcpt = current
                     if interval and next_at:  # not before the first letter
@@ -1116,7 +1152,9 @@ class Outbox:
                         if wait > 0:
                             sleep(wait)
                     next_at = time.monotonic() + interval
-                    writer.ready(row.file, data)  # its outbox file is written before it goes
+                    if row.file not in in_outbox:  # its outbox file is written before it goes
+                        write_file(row.file, data)
+                    in_outbox.discard(row.file)
                     work.append(fetch)  # the next letter is read while the server works on this one
                     try:
                         result = _send(transport, message, mail_from, rcpt, tick)
@@ -1138,7 +1176,6 @@ class Outbox:
                     for job in list(work):
                         if isinstance(job, functools.partial):
                             job()
-                writer.close()
                 copies.close()
                 if report.error is not None or report.deferred:
                     with suppress(OutboxError):  # the letters left are in the ledger; mail tools see them too
@@ -1238,65 +1275,6 @@ def _send(
     return transport.send(message, mail_from, rcpt)
 
 
-class _OutboxWriter:
-    """Writes outbox files a few letters ahead of delivery, in a background thread.
-
-    Creating a file can take a millisecond on some disks (a new folder, a disk
-    that was just trimmed); file I/O releases the GIL, so the thread does it
-    while the SMTP conversation goes on.  :meth:`ready` waits until a letter's
-    file is there before it is sent (and writes it itself if the thread could not).
-    """
-
-    def __init__(self, outbox: Path) -> None:
-        import queue
-        import threading
-
-        self._outbox = outbox
-        self._todo: queue.Queue[tuple[str, bytes, threading.Event] | None] = queue.Queue(WRITE_AHEAD)
-        self._pending: dict[str, threading.Event] = {}
-        self._written: set[str] = set()  # by the thread, so ready() need not look
-        self._thread = threading.Thread(target=self._run, name="letterkit-outbox", daemon=True)
-        self._started = False
-
-    def ahead(self, name: str, data: bytes) -> None:
-        import threading
-
-        if not self._started:
-            self._thread.start()
-            self._started = True
-        done = self._pending[name] = threading.Event()
-        self._todo.put((name, data, done))
-
-    def _run(self) -> None:
-        while (item := self._todo.get()) is not None:
-            name, data, done = item
-            with suppress(OSError):  # ready() tries again, and reports the problem
-                if _size(self._outbox / "new" / name) != len(data):
-                    write_maildir(self._outbox, name, data, "new")
-                self._written.add(name)
-            done.set()
-
-    def ready(self, name: str, data: bytes) -> None:
-        """Return once ``name`` is in ``outbox/new`` (raises OutboxError if it cannot be written)."""
-        done = self._pending.pop(name, None)
-        if done is not None:
-            done.wait()
-            if name in self._written:
-                self._written.discard(name)
-                return
-        try:
-            if _size(self._outbox / "new" / name) != len(data):
-                write_maildir(self._outbox, name, data, "new")
-        except OSError as exc:
-            raise OutboxError(f"cannot write {self._outbox / 'new' / name}: {exc.strerror}") from None
-
-    def close(self) -> None:
-        if self._started:
-            self._todo.put(None)
-            self._thread.join()
-            self._started = False
-
-
 class _SentCopies:
     """Moves sent letters' files from ``outbox/new`` to ``sent/cur``; at the end, lets their messages go.
 
@@ -1324,19 +1302,41 @@ class _SentCopies:
         return ""
 
     def close(self) -> None:
-        """Commit the ledger, sync the copies, then delete the stored messages they hold now."""
+        """Commit the ledger; then, in the background, sync the copies and delete the stored
+        messages they now hold (the outbox joins that thread before its next step or close)."""
+        import threading
+
         if self._conn.in_transaction:
             self._conn.execute("COMMIT")
         if not self._moved:
             return
-        try:
-            sync_files(self._box.paths.sent / "cur", (self._box.sent_file(n).name for _i, n in self._moved))
-        except OSError:
-            return  # kept: the next reconcile checks the copies and tries again
-        self._conn.execute("BEGIN")
-        self._conn.executemany("DELETE FROM messages WHERE id = ?", [(i,) for i, _n in self._moved])
-        self._conn.execute("COMMIT")
-        self._moved = []
+        moved, self._moved = self._moved, []
+        box = self._box
+        thread = threading.Thread(
+            target=_forget_stored, args=(box, moved), name="letterkit-sync", daemon=True
+        )
+        thread.start()
+        box._background.append(thread)
+
+
+def _forget_stored(box: Outbox, moved: list[tuple[int, str]]) -> None:
+    """Sync the sent copies, then delete their stored messages (own connection; errors: the
+    messages stay, and the next reconcile checks the copies and tries again)."""
+    import sqlite3
+
+    try:
+        sync_files(box.paths.sent / "cur", (box.sent_file(name).name for _i, name in moved))
+        conn = sqlite3.connect(box.paths.ledger, isolation_level=None, timeout=30)
+    except (OSError, sqlite3.Error):
+        return
+    try:
+        conn.execute("BEGIN")
+        conn.executemany("DELETE FROM messages WHERE id = ?", [(i,) for i, _name in moved])
+        conn.execute("COMMIT")
+    except sqlite3.Error:
+        pass
+    finally:
+        conn.close()
 
 
 def _size(path: Path) -> int:
@@ -1517,27 +1517,30 @@ def send_letters(
 
     box = outbox or Outbox()
     try:
-        queued = box.queue(letters, account=account, resend=resend, write_outbox=account is None)
-        if account is None or not queued.to_deliver:
-            return SendReport(queued, None if account is None else DeliveryReport(queued.batch, account.name))
-        if transport is None:
-            from .credentials import get_password
-            from .transport import SmtpTransport
+        with box.session():  # queued and delivered without another process in between
+            queued = box.queue(letters, account=account, resend=resend, write_outbox=account is None)
+            if account is None or not queued.to_deliver:
+                return SendReport(
+                    queued, None if account is None else DeliveryReport(queued.batch, account.name)
+                )
+            if transport is None:
+                from .credentials import get_password
+                from .transport import SmtpTransport
 
-            acct = account
-            transport = SmtpTransport(
-                acct, password_provider or (lambda: get_password(acct, interactive=False))
-            )
-        try:
-            report = box.deliver(
-                transport,
-                batch=queued.batch,
-                rate=DEFAULT_RATE if rate is None else rate,
-                on_progress=on_progress,
-            )
-        finally:
-            transport.close()
-        return SendReport(queued, report)
+                acct = account
+                transport = SmtpTransport(
+                    acct, password_provider or (lambda: get_password(acct, interactive=False))
+                )
+            try:
+                report = box.deliver(
+                    transport,
+                    batch=queued.batch,
+                    rate=DEFAULT_RATE if rate is None else rate,
+                    on_progress=on_progress,
+                )
+            finally:
+                transport.close()
+            return SendReport(queued, report)
     finally:
         if outbox is None:
             box.close()

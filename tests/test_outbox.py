@@ -61,6 +61,7 @@ def files(path: Path) -> list[str]:
 
 def stored(box: Outbox) -> int:
     """How many messages the ledger holds (letters not sent, or whose sent copy is not synced yet)."""
+    box._join_background()  # a delivery lets the messages of sent letters go in the background
     with sqlite3.connect(box.paths.ledger) as conn:
         return int(conn.execute("SELECT COUNT(*) FROM messages").fetchone()[0])
 

@@ -219,7 +219,13 @@ def _deliver(
     transport = _transport(account, allow_prompt=allow_prompt)
     bar = _ProgressBar(show_progress, "Sending")
     try:
-        return box.deliver(transport, batch=batch, rate=rate, retry_failed=retry_failed, on_progress=bar)
+        return box.deliver(
+            transport,
+            batch=batch,
+            rate=rate,
+            retry_failed=retry_failed,
+            on_progress=bar if bar.enabled else None,  # no per-letter call when nobody watches
+        )
     finally:
         bar.stop()
         transport.close()
@@ -731,18 +737,19 @@ def send(
             if not _confirm_send(box, letters, acct, resend=resend):
                 raise NotConfirmed("you declined; nothing was queued or sent")
             skips.people = False  # the skipped letters were listed with the preview
-        # with an account the letters go now: their outbox files are written just ahead of each
-        queued = box.queue(letters, account=acct, resend=resend, on_skip=skips, write_outbox=acct is None)
-        skips.finish()
-        if shown and len(shown) <= SHOW_QUEUED:
-            from ._render import show_letters
+        with box.session():  # queued and delivered without another process in between
+            # with an account the letters go now: their outbox files are written just ahead of each
+            queued = box.queue(letters, account=acct, resend=resend, on_skip=skips, write_outbox=acct is None)
+            skips.finish()
+            if shown and len(shown) <= SHOW_QUEUED:
+                from ._render import show_letters
 
-            keys = {row.key for row in box.batch_rows(queued.batch, ("queued", "prepared"))}
-            show_letters([lt for lt in shown if lt.key in keys], _output.err())
-        stale.report(base)
-        _finish_send(
-            box, campaign, queued, skips, acct, per_minute, yes, interactive, open_forms, as_json, base
-        )
+                keys = {row.key for row in box.batch_rows(queued.batch, ("queued", "prepared"))}
+                show_letters([lt for lt in shown if lt.key in keys], _output.err())
+            stale.report(base)
+            _finish_send(
+                box, campaign, queued, skips, acct, per_minute, yes, interactive, open_forms, as_json, base
+            )
     finally:
         skips.close()
         box.close()
