@@ -1039,6 +1039,8 @@ class Outbox:
         transport offers ``while_waiting``), then copy it into ``sent/`` from a
         background thread.
         """
+        import sqlite3
+
         account = transport.account
         mail_from = check_address(account.from_addr, f"account {account.name!r} From address")
         conn = self._write_db()
@@ -1127,7 +1129,10 @@ class Outbox:
                 """The outcome of one letter into the ledger (committed every COMMIT_SECONDS)."""
                 nonlocal last_commit
                 note = notes.pop(row.id, "")
-                changes = self._record(conn, row, result, account.name, note)
+                try:
+                    changes = self._record(conn, row, result, account.name, note)
+                except sqlite3.Error as exc:
+                    raise OutboxError(f"cannot update the ledger {self.paths.ledger}: {exc}") from None
                 counter = _COUNTER[changes["status"]]
                 setattr(report, counter, getattr(report, counter) + 1)
                 now = time.monotonic()

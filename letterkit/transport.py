@@ -146,7 +146,24 @@ def to_crlf(data: bytes) -> bytes:
 
 
 SPIN_SECONDS = 0.002  # replies faster than this are watched for without sleeping (see _reply)
+
+
+def _cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
 _LEADING_DOT = re.compile(rb"(?m)^\.")  # RFC 5321 4.5.2: a line starting with "." gets another
+
+
+class _CallersOwn(Exception):
+    """An error raised by the caller's ``while_waiting``: passed on as it is, never retried."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(str(error))
+        self.error = error
 
 
 class _Temporary(Exception):
@@ -190,7 +207,9 @@ class SmtpTransport:
         self.timeout = timeout or account.timeout
         self._sleep = sleep
         self._smtp: smtplib.SMTP | None = None
-        self._latency = 0.0  # how long the server takes to answer (moving average, seconds)
+        # how long the server takes to answer (moving average, seconds); with one CPU the
+        # server may be on the same one: never poll then (see _reply)
+        self._latency = 0.0 if _cpus() > 1 else SPIN_SECONDS
         self._poller: tuple[Any, Any] | None = None
         self.tls_version = ""
         self.authenticated = False
@@ -485,6 +504,8 @@ class SmtpTransport:
                     continue
             try:
                 result = self._transaction(self._smtp, data, mail_from, rcpt, while_waiting)
+            except _CallersOwn as own:
+                raise own.error from None
             except _Temporary as temp:
                 last = temp.reason
                 if temp.reconnect:
@@ -551,6 +572,8 @@ class SmtpTransport:
             if refused:
                 return DeliveryResult("partial", reply, refused)
             return DeliveryResult("sent", reply)
+        except _CallersOwn:
+            raise
         except (smtplib.SMTPServerDisconnected, OSError) as exc:
             raise _Temporary(str(self._map_os_error(exc, "sending")), reconnect=True) from None
         except smtplib.SMTPResponseException as exc:
@@ -567,15 +590,19 @@ class SmtpTransport:
         :data:`SPIN_SECONDS`) is then watched for its reply without going to
         sleep: waking a process that slept costs more than the reply itself
         takes on such a server (measured: 2,000 letters to a local server in
-        1.1 s instead of 1.8 s).  A slower server is simply waited for.
+        1.1 s instead of 1.8 s).  This keeps one CPU busy while a batch goes,
+        so it is done only with more than one CPU; a slower server (any
+        provider across the internet) is simply waited for.
         """
         sent = time.perf_counter()
         if while_waiting is not None:
             try:
                 while_waiting()
-            except BaseException:
+            except BaseException as exc:
                 self._discard(smtp)  # a reply is still due on it
                 self._smtp = None
+                if isinstance(exc, Exception):  # the caller's, not the connection's: no retry
+                    raise _CallersOwn(exc) from exc
                 raise
         if self._latency < SPIN_SECONDS:
             self._spin_until_readable(smtp, sent + SPIN_SECONDS)

@@ -170,3 +170,48 @@ def test_8bit_bodies_use_8bitmime(smtp_server):
 
 def test_crlf():
     assert to_crlf(b"a\nb\r\nc\n") == b"a\r\nb\r\nc\r\n"
+
+
+def test_the_callers_work_runs_while_the_server_answers(smtp_server):
+    """while_waiting runs after each command (MAIL, RCPT per recipient, DATA, the message)."""
+    calls: list[int] = []
+    with transport(smtp_server) as t:
+        t.send(MESSAGE, USERNAME, RCPT, while_waiting=lambda: calls.append(smtp_server.count()))
+        assert len(calls) == 5 and calls[:4] == [0, 0, 0, 0]  # all but the last before the message
+        assert t.send(MESSAGE, USERNAME, RCPT).status == "sent"  # and without it
+    assert smtp_server.count() == 2
+
+
+def test_work_that_fails_ends_the_connection_and_the_next_send_reconnects(smtp_server):
+    def broken() -> None:
+        raise OSError("disk full")
+
+    with transport(smtp_server) as t:
+        with pytest.raises(OSError, match="disk full"):
+            t.send(MESSAGE, USERNAME, RCPT, while_waiting=broken)
+        assert t.send(MESSAGE, USERNAME, RCPT).status == "sent"
+    assert smtp_server.count() == 1 and len({m.peer for m in smtp_server.messages}) == 1
+
+
+def test_a_slow_server_is_waited_for_not_polled(make_smtp_server, monkeypatch):
+    polled: list[float] = []
+    original = SmtpTransport._spin_until_readable
+    monkeypatch.setattr(
+        SmtpTransport,
+        "_spin_until_readable",
+        lambda self, smtp, deadline: polled.append(deadline) or original(self, smtp, deadline),
+    )
+    fast = make_smtp_server()
+    with transport(fast) as t:
+        for _ in range(3):
+            t.send(MESSAGE, USERNAME, RCPT)
+    assert polled  # a local server answers within 2 ms: watched without sleeping (more than one CPU)
+    polled.clear()
+    slow = make_smtp_server(delay=0.05)  # every DATA takes 50 ms
+    with transport(slow) as t:
+        for _ in range(4):
+            t.send(MESSAGE, USERNAME, RCPT)
+        assert t._latency > 0.002
+    # after the first slow reply the average stays above 2 ms: the last message's commands
+    # (MAIL, RCPT, RCPT, DATA, the message) are waited for without polling
+    assert len(polled) < 4 * 5 - 5
