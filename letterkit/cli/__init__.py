@@ -47,6 +47,8 @@ def console() -> None:
         else:  # what the interpreter does with SystemExit("message")
             print(exc.code, file=sys.stderr)
             code = 1
+    if sys.getprofile() is not None or sys.gettrace() is not None:
+        raise SystemExit(code)  # under a profiler or coverage: let them write their results
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()
