@@ -135,6 +135,7 @@ _COLUMNS = (
     "refused", "account", "file", "attempts", "batch",
 )  # fmt: skip
 _SELECT = f"SELECT {', '.join(_COLUMNS)} FROM letters"
+_RCPT, _REFUSED = _COLUMNS.index("rcpt"), _COLUMNS.index("refused")
 
 
 def _now() -> str:
@@ -196,10 +197,11 @@ class Row:
 
     @classmethod
     def from_sql(cls, values: Sequence[Any]) -> Row:
-        data = dict(zip(_COLUMNS, values, strict=True))
-        data["rcpt"] = tuple(a for a in data["rcpt"].split(", ") if a)
-        data["refused"] = json.loads(data["refused"]) if data["refused"] else {}
-        return cls(**data)
+        """A row from the values of ``SELECT`` in :data:`_COLUMNS` order."""
+        v = list(values)
+        v[_RCPT] = tuple(a for a in v[_RCPT].split(", ") if a)
+        v[_REFUSED] = json.loads(v[_REFUSED]) if v[_REFUSED] else {}
+        return cls(*v)
 
     @property
     def files(self) -> dict[str, str]:
@@ -459,6 +461,9 @@ class Outbox:
                 conn = sqlite3.connect(path, isolation_level=None, timeout=10)
                 conn.execute("PRAGMA journal_mode=WAL")
                 conn.execute("PRAGMA synchronous=NORMAL")
+                # a batch of a few thousand letters is queued without stopping to copy the log
+                # into the database; the delivery's clean-up thread does that afterwards
+                conn.execute("PRAGMA wal_autocheckpoint=10000")
                 conn.executescript(_SCHEMA)
         except (sqlite3.Error, OSError) as exc:
             raise OutboxError(f"cannot open the ledger {path}: {exc}") from None
@@ -1338,6 +1343,7 @@ def _forget_stored(box: Outbox, moved: list[tuple[int, str]]) -> None:
         conn.execute("BEGIN")
         conn.executemany("DELETE FROM messages WHERE id = ?", [(i,) for i, _name in moved])
         conn.execute("COMMIT")
+        conn.execute("PRAGMA wal_checkpoint(PASSIVE)")  # so closing the ledger has little left to do
     except sqlite3.Error:
         pass
     finally:

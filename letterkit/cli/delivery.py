@@ -244,9 +244,7 @@ def emit_json_stream(
     import json
 
     write = sys.stdout.write
-
-    def dump(value: Any) -> str:
-        return json.dumps(value, ensure_ascii=False, default=str)
+    dump = json.JSONEncoder(ensure_ascii=False, default=str).encode  # one encoder for every item
 
     doc = json.dumps(
         {"version": _output.JSON_VERSION, "kind": kind, **head}, ensure_ascii=False, indent=2, default=str
