@@ -416,6 +416,8 @@ class Outbox:
 
             root = data_dir()
         self.paths = Paths.under(Path(root))
+        self._new_dir = os.path.join(self.paths.outbox, "new")  # plain strings for the hot loops
+        self._sent_dir = os.path.join(self.paths.sent, "cur")
         self.readonly = readonly
         self._conn: sqlite3.Connection | None = None
         self._prefixes: dict[str, bool] = {}  # "campaign/template/" -> has the ledger any such key
@@ -534,6 +536,12 @@ class Outbox:
 
     def sent_file(self, name: str) -> Path:
         return self.paths.sent / "cur" / f"{name}{_colon()}{SENT_FLAGS}"
+
+    def _outbox_path(self, name: str) -> str:
+        return os.path.join(self._new_dir, name)
+
+    def _sent_path(self, name: str) -> str:
+        return os.path.join(self._sent_dir, f"{name}{_colon()}{SENT_FLAGS}")
 
     def path_of(self, row: Row) -> Path | None:
         """Where the letter's message file is (outbox or sent), if it is an e-mail.
@@ -723,7 +731,7 @@ class Outbox:
             for row_id, name, size in self._waiting(conn):
                 in_outbox = name in on_disk
                 on_disk.discard(name)
-                if os.path.exists(self.sent_file(name)):  # sent; killed before the ledger knew
+                if os.path.exists(self._sent_path(name)):  # sent; killed before the ledger knew
                     conn.execute(
                         "UPDATE letters SET status = 'sent', sent_at = ?, "
                         "reply = 'delivered (recorded after an interruption)' WHERE id = ?",
@@ -964,7 +972,7 @@ class Outbox:
         """Write the outbox files of a batch just queued (the ledger already holds them)."""
         try:
             for row, data in self._with_messages(batch, ("queued",)):
-                if data is not None and _size(self.outbox_file(row.file)) != len(data):
+                if data is not None and _size(self._outbox_path(row.file)) != len(data):
                     write_maildir(self.paths.outbox, row.file, data, "new")
         except OSError as exc:
             raise OutboxError(
@@ -1115,10 +1123,10 @@ class Outbox:
             def write_file(name: str, data: bytes) -> None:
                 """The next letter's outbox file (while the server takes in this one's message)."""
                 try:
-                    if _size(self.outbox_file(name)) != len(data):
+                    if _size(self._outbox_path(name)) != len(data):
                         write_maildir(self.paths.outbox, name, data, "new")
                 except OSError as exc:
-                    raise OutboxError(f"cannot write {self.outbox_file(name)}: {exc.strerror}") from None
+                    raise OutboxError(f"cannot write {self._outbox_path(name)}: {exc.strerror}") from None
                 in_outbox.add(name)
 
             def file_copy(row: Row, data: bytes, result: DeliveryResult) -> None:
@@ -1303,7 +1311,7 @@ class _SentCopies:
         box = self._box
         try:
             try:
-                os.replace(box.outbox_file(name), box.sent_file(name))
+                os.replace(box._outbox_path(name), box._sent_path(name))
             except FileNotFoundError:  # deleted by hand meanwhile: the ledger has the message
                 write_maildir(box.paths.sent, name, data, "cur")
         except OSError as exc:
@@ -1350,14 +1358,14 @@ def _forget_stored(box: Outbox, moved: list[tuple[int, str]]) -> None:
         conn.close()
 
 
-def _size(path: Path) -> int:
+def _size(path: str | Path) -> int:
     try:
         return os.stat(path).st_size
     except FileNotFoundError:
         return -1
 
 
-def write_maildir(box: Path, name: str, data: bytes, where: str, *, fsync: bool = False) -> Path:
+def write_maildir(box: str | Path, name: str, data: bytes, where: str, *, fsync: bool = False) -> None:
     """Write a message into a Maildir the Maildir way: ``tmp/NAME``, renamed into ``new/NAME``
     (``where="new"``) or ``cur/NAME:2,S`` (``where="cur"``, a message already read)."""
     tmp = os.path.join(box, "tmp", name)
@@ -1370,9 +1378,8 @@ def write_maildir(box: Path, name: str, data: bytes, where: str, *, fsync: bool 
             os.fsync(fd)
     finally:
         os.close(fd)
-    final = Path(box, "new", name) if where == "new" else Path(box, "cur", f"{name}{_colon()}{SENT_FLAGS}")
-    os.replace(tmp, final)
-    return final
+    final = name if where == "new" else f"{name}{_colon()}{SENT_FLAGS}"
+    os.replace(tmp, os.path.join(box, where, final))
 
 
 def sync_files(folder: Path, names: Iterable[str]) -> None:
