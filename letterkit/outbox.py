@@ -32,16 +32,20 @@ Durability and crash safety (what is fsynced when):
   is written into ``outbox/`` (``tmp/``, renamed into ``new/``; not fsynced: the
   ledger is what makes it durable, and reconcile rewrites a file a crash
   damaged).  When the letters are delivered at once (``send`` with an
-  account), the files are written by a background thread just ahead of the
-  delivery instead, so that creating thousands of files (slow on some disks)
-  does not hold up the first letter.
+  account: ``queue(write_outbox=False)``), each file is written instead just
+  before its letter goes, while the server is still taking in the previous
+  message, so that creating thousands of files (half a millisecond each on
+  some disks) does not hold up the first letter.
 * :meth:`Outbox.deliver`, per letter: its outbox file exists → send → rename
   the file into ``sent/cur`` (the mark that it went) → update its ledger row.
-  The bookkeeping of one letter is done while the server works on the next
-  letter's first commands, so it costs no time on the wire.  Ledger updates
-  are committed every :data:`COMMIT_SECONDS` (WAL, ``synchronous=NORMAL``).  At
-  the end, one file-system sync makes the sent copies durable, and only then
-  are the stored messages of the sent letters deleted from the ledger.
+  This bookkeeping is done in small steps while the server works on the next
+  letter's commands (see ``while_waiting`` in :mod:`letterkit.transport`), so
+  it costs no time on the wire; the rename always comes before the next
+  message is sent.  Ledger updates are committed every
+  :data:`COMMIT_SECONDS` (WAL, ``synchronous=NORMAL``).  At the end one sync
+  of the file system (``syncfs``) makes the sent copies durable, and only then
+  are the stored messages of the sent letters deleted from the ledger (in a
+  thread, while the command prints its report).
 * Every outbox operation first calls :meth:`Outbox.reconcile`: a letter still
   queued whose file is in ``sent/`` is marked sent; a sent letter whose message
   is still stored gets its copy in ``sent/`` checked (rewritten if a power cut
@@ -52,8 +56,9 @@ Durability and crash safety (what is fsynced when):
   can be delivered twice.  (A power cut can also undo the last ledger updates
   before the sync, and those letters can go again; it cannot lose one.)
 
-Only one process delivers from an outbox at a time (a lock file,
-``outbox.lock``); :class:`OutboxError` says so if another one is busy.
+Only one process changes an outbox at a time (a lock file, ``outbox.lock``;
+:meth:`Outbox.session` holds it across a queue and its delivery);
+:class:`OutboxError` says so if another one is busy.
 """
 
 from __future__ import annotations
