@@ -5,8 +5,8 @@ Everything runs on this machine and every message goes to a counting SMTP sink
 (benchmarks/smtp_sink.py, aiosmtpd) listening on 127.0.0.1 in its own process.
 
     python3 -m pip install '.[bench]'
-    python3 benchmarks/bench.py                      # everything: N=2,000 x3, 20,000 once
-    python3 benchmarks/bench.py --only throughput --repeat 5
+    python3 benchmarks/bench.py                      # everything: N=2,000 x5, 20,000 once
+    python3 benchmarks/bench.py --only throughput --repeat 9
     python3 benchmarks/bench.py --skip-big --json benchmarks/results/run.json
     python3 benchmarks/bench.py --only profile       # cProfile of one `letterkit send`
 
@@ -1010,7 +1010,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--n", type=int, default=2000, help="recipients per run (default 2000)")
     ap.add_argument("--big", type=int, default=20000, help="recipients for the memory run")
     ap.add_argument("--skip-big", action="store_true", help="skip the --big memory run")
-    ap.add_argument("--repeat", type=int, default=3, help="throughput runs each (median)")
+    ap.add_argument("--repeat", type=int, default=5, help="throughput runs each (median)")
     ap.add_argument("--startup-runs", type=int, default=20, help="runs per start-up command")
     ap.add_argument(
         "--only", choices=["throughput", "startup", "memory", "profile"], help="run one part only"
