@@ -1052,10 +1052,10 @@ class Outbox:
         (0: no limit; the first goes at once).  ``retry_failed`` also retries
         letters refused before.  ``on_progress(done, total, row)`` is called
         after each letter.  The transport is opened here if needed and left open
-        (the caller closes it).  Per letter: send, commit its ledger row (done
-        while the server works on the next letter's first command, when the
-        transport offers ``while_waiting``), then copy it into ``sent/`` from a
-        background thread.
+        (the caller closes it).  Per letter: its outbox file is written, it is
+        sent, its file is moved into ``sent/`` and its ledger row updated — the
+        bookkeeping in small steps while the server answers the next letter's
+        commands (when the transport offers ``while_waiting``).
         """
         import sqlite3
 
@@ -1106,6 +1106,13 @@ class Outbox:
             def drain() -> None:
                 while work:
                     work.popleft()()
+
+            def settle() -> None:
+                """Only record what was sent (the batch is stopping): no more reading ahead."""
+                while work:
+                    job = work.popleft()
+                    if isinstance(job, functools.partial) and job.func in (file_copy, record):
+                        job()
 
             def fetch() -> None:
                 """Get the next letter ready (None: no more)."""
@@ -1182,7 +1189,7 @@ class Outbox:
                     try:
                         result = _send(transport, message, mail_from, rcpt, tick)
                     except LetterkitError as exc:  # the server or the account, not this letter
-                        drain()  # the letter before is recorded all the same
+                        settle()  # the letter before is recorded all the same
                         report.error = exc
                         report.deferred += report.total - report.handled
                         conn.execute(
@@ -1196,9 +1203,7 @@ class Outbox:
                 drain()
             finally:
                 with suppress(Exception):  # interrupted: the letter already sent is still recorded
-                    for job in list(work):
-                        if isinstance(job, functools.partial):
-                            job()
+                    settle()
                 copies.close()
                 if report.error is not None or report.deferred:
                     with suppress(OutboxError):  # the letters left are in the ledger; mail tools see them too

@@ -255,6 +255,24 @@ def test_letters_left_by_a_stopped_batch_are_in_the_outbox_folder(campaign, box,
     assert len(mailbox.Maildir(box.paths.outbox, create=False)) == 4  # mail tools see them
 
 
+def test_a_server_lost_mid_batch_keeps_the_rest_queued(campaign, box, make_smtp_server):
+    server = make_smtp_server()
+    result = box.queue(letters(campaign), account=server.account(), write_outbox=False)
+
+    def stop_after_two(done: int, total: int, row) -> None:  # type: ignore[no-untyped-def]
+        if done == 2:
+            server.stop()
+
+    report = box.deliver(transport(server), batch=result.batch, on_progress=stop_after_two)
+    assert report.error is not None and (report.sent, report.deferred) == (2, 2)
+    assert server.count() == 2
+    sent, waiting = box.rows(("sent",)), box.pending()
+    assert [r.recipient for r in sent] == ["kz-1", "kz-2"] and all(box.path_of(r).exists() for r in sent)
+    assert [r.recipient for r in waiting] == ["kz-3", "kz-4"]
+    assert all("not sent yet" in r.reply for r in waiting)
+    assert len(mailbox.Maildir(box.paths.outbox, create=False)) == 2 and stored(box) == 2
+
+
 def test_a_copy_that_cannot_be_filed_keeps_the_message(campaign, box, smtp_server):
     box.queue(letters(campaign, to=["kz-1"]))
     (row,) = box.pending()
