@@ -726,6 +726,7 @@ class Outbox:
         leaves missing outbox files to the caller (delivery writes them ahead).
         """
         conn = self._write_db()
+        self._join_background()
         self._dirs()
         new_dir = self.paths.outbox / "new"
         fixed = self._undo_cur(new_dir)
@@ -906,9 +907,10 @@ class Outbox:
         account_name = account.name if account else ""
         skip = on_skip or result.skipped.append
         with self._locked():
+            self._join_background()  # a delivery's clean-up writes the ledger too
             self._reconcile_once(write_outbox=write_outbox)
             conn.execute("PRAGMA synchronous=FULL")
-            conn.execute("BEGIN")
+            conn.execute("BEGIN IMMEDIATE")  # the write lock now: no other writer can slip in
             self._prefixes.clear()  # (other letters may have been queued since the last call)
             rows = _NewRows(conn, batch, account_name)
             try:
@@ -1065,6 +1067,7 @@ class Outbox:
         statuses = IN_OUTBOX if retry_failed else ("queued",)
         marks = ", ".join("?" * len(statuses))
         with self._locked():
+            self._join_background()
             self._reconcile_once(write_outbox=False)  # the files of this batch are written just ahead
             if batch is None:
                 batch = uuid.uuid4().hex

@@ -337,3 +337,13 @@ def test_readonly_outbox_never_creates_anything(tmp_path, campaign):
     assert ro.skip_reason(letter) == ("", None)
     assert ro.rows() == [] and ro.count(("queued",)) == 0
     assert not (tmp_path / "nothing").exists()
+
+
+def test_one_session_for_several_batches(campaign, box, smtp_server):
+    """Queue and deliver twice under one lock: the first batch's clean-up never gets in the way."""
+    with box.session():
+        for to in (["kz-1", "kz-2"], ["kz-3", "kz-4"]):
+            result = box.queue(letters(campaign, to=to), account=smtp_server.account(), write_outbox=False)
+            assert box.deliver(transport(smtp_server), batch=result.batch, rate=0).sent == 2
+    assert smtp_server.count() == 4 and stored(box) == 0
+    assert len(mailbox.Maildir(box.paths.sent, create=False)) == 4
