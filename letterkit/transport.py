@@ -207,9 +207,8 @@ class SmtpTransport:
         self.timeout = timeout or account.timeout
         self._sleep = sleep
         self._smtp: smtplib.SMTP | None = None
-        # how long the server takes to answer (moving average, seconds); with one CPU the
-        # server may be on the same one: never poll then (see _reply)
-        self._latency = 0.0 if _cpus() > 1 else SPIN_SECONDS
+        self._latency = 0.0  # how long the server takes to answer (moving average, seconds)
+        self._may_poll = _cpus() > 1  # with one CPU the server may need it: never poll (see _reply)
         self._poller: tuple[Any, Any] | None = None
         self.tls_version = ""
         self.authenticated = False
@@ -604,7 +603,7 @@ class SmtpTransport:
                 if isinstance(exc, Exception):  # the caller's, not the connection's: no retry
                     raise _CallersOwn(exc) from exc
                 raise
-        if self._latency < SPIN_SECONDS:
+        if self._may_poll and self._latency < SPIN_SECONDS:
             self._spin_until_readable(smtp, sent + SPIN_SECONDS)
         reply = smtp.getreply()
         self._latency += (time.perf_counter() - sent - self._latency) * 0.25  # a moving average
@@ -618,7 +617,7 @@ class SmtpTransport:
             import select
 
             if not hasattr(select, "poll"):  # Windows
-                self._latency = SPIN_SECONDS
+                self._may_poll = False
                 return
             poller = select.poll()
             poller.register(sock, select.POLLIN)

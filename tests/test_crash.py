@@ -16,14 +16,20 @@ import pytest
 from conftest import SIGNER
 from smtp_server import PASSWORD, make_smtp_server, test_ca, write_campaign  # noqa: F401
 
-LETTERS = 30
+SPEEDS = {  # letters in the batch, the server's delay per message, delivered before the kill
+    "slow server": (30, 0.05, 5),
+    # no delay: letterkit polls for replies and does its bookkeeping while the server works
+    "full speed": (300, 0.0, 30),
+}
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("speed", list(SPEEDS))
 @pytest.mark.parametrize("resume", ["outbox flush", "the same send"])
-def test_kill_9_mid_batch_then_resume(invoke, make_smtp_server, tmp_path, resume):
-    server = make_smtp_server(delay=0.05)  # slow enough to kill it mid-batch
-    camp = write_campaign(tmp_path / "camp", missions=LETTERS, hand=False)
+def test_kill_9_mid_batch_then_resume(invoke, make_smtp_server, tmp_path, resume, speed):
+    letters, delay, kill_at = SPEEDS[speed]
+    server = make_smtp_server(delay=delay)
+    camp = write_campaign(tmp_path / "camp", missions=letters, hand=False)
     added = invoke(*server.account_args(), "--password-stdin", input=PASSWORD + "\n")
     assert added.exit_code == 0, added.output
     send = ["send", "protest", "--yes", "--rate", "0", *SIGNER]
@@ -35,7 +41,7 @@ def test_kill_9_mid_batch_then_resume(invoke, make_smtp_server, tmp_path, resume
         stderr=subprocess.PIPE,
     )
     deadline = time.monotonic() + 30
-    while server.count() < 5:
+    while server.count() < kill_at:
         assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
         assert time.monotonic() < deadline, "the subprocess delivered nothing"
         time.sleep(0.01)
@@ -44,7 +50,7 @@ def test_kill_9_mid_batch_then_resume(invoke, make_smtp_server, tmp_path, resume
     proc.stderr.close()  # type: ignore[union-attr]
     assert proc.returncode == -signal.SIGKILL
     before = server.count()
-    assert 5 <= before < LETTERS
+    assert kill_at <= before < letters
 
     server.handler.delay = 0
     if resume == "outbox flush":
@@ -56,13 +62,13 @@ def test_kill_9_mid_batch_then_resume(invoke, make_smtp_server, tmp_path, resume
     assert doc["failed"] == [] and doc["queued"] == []
 
     delivered = [m.rcpt_tos[0] for m in server.messages]
-    expected = {f"mission{i}@example.org" for i in range(1, LETTERS + 1)}
+    expected = {f"mission{i}@example.org" for i in range(1, letters + 1)}
     assert set(delivered) == expected  # none lost
     assert len(delivered) - len(expected) <= 1  # at most the one in flight repeated
     log = json.loads(invoke("log", "--json").stdout)["letters"]
-    assert len(log) == LETTERS and {r["status"] for r in log} == {"sent"}
+    assert len(log) == letters and {r["status"] for r in log} == {"sent"}
     data = tmp_path / "data" / "letterkit"
-    assert len(os.listdir(data / "sent" / "cur")) == LETTERS  # a copy of each, even of the one in flight
+    assert len(os.listdir(data / "sent" / "cur")) == letters  # a copy of each, even of the one in flight
     assert os.listdir(data / "sent" / "tmp") == []
     with sqlite3.connect(data / "ledger.sqlite3") as conn:  # every message is copied, so let go
         assert conn.execute("SELECT COUNT(*) FROM messages").fetchone() == (0,)
