@@ -151,3 +151,15 @@ def test_help_says_where_files_are(invoke, command):
     assert result.exit_code == 0
     text = " ".join(result.stdout.split())
     assert "keyring" in text if command[0] == "account" else "ledger.sqlite3" in text
+
+
+def test_numbers_in_options_are_numbers_and_bad_ones_are_usage_errors(invoke):
+    """Plain options are converted without pydantic (see cli/_app.py): ints, floats, and refusals."""
+    added = invoke("account", "add", "relay", "--host", "127.0.0.1", "--port", "2525", "--timeout", "7.5",
+                   "--security", "none", "--from", "me@example.org", "--no-login")  # fmt: skip
+    assert added.exit_code == 0, added.output
+    (acct,) = json.loads(invoke("account", "list", "--json").stdout)["accounts"]
+    assert acct["port"] == 2525 and acct["timeout"] == 7.5
+    for option, value, word in (("--port", "25x", "whole number"), ("--timeout", "soon", "number")):
+        bad = invoke("account", "add", "other", "--host", "127.0.0.1", option, value)
+        assert bad.exit_code == 2 and f"'{value}' is not a valid {word}" in bad.stderr
