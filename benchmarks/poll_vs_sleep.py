@@ -70,9 +70,8 @@ def main() -> None:
             for r in range(args.rounds):
                 for way, budget in (("sleep", 0.0), ("poll", 0.002)):
                     results[way].append(run(sink, messages, budget))
-                line = "  ".join(
-                    f"{way} {runs[-1][0]:.3f} s (sink CPU {runs[-1][1]:.2f} s)" for way, runs in results.items()
-                )
+                last = [(w, v[-1]) for w, v in results.items()]
+                line = "  ".join(f"{w} {wall:.3f} s (sink CPU {cpu:.2f} s)" for w, (wall, cpu) in last)
                 print(f"round {r + 1}: {line}", flush=True)
             for way, v in results.items():
                 print(
