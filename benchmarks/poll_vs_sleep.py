@@ -34,6 +34,7 @@ def run(sink: Sink, messages: list[tuple[str, list[str], bytes]], budget: float)
     t0 = time.perf_counter()
     with smtplib.SMTP(HOST, sink.port, timeout=60) as smtp:
         smtp.ehlo()
+        assert smtp.sock is not None
         poller = select.poll()
         poller.register(smtp.sock, select.POLLIN)
 
