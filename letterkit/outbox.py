@@ -394,16 +394,6 @@ def _colon() -> str:
     return "!" if os.name == "nt" else ":"
 
 
-def _fsync_dir(path: Path) -> None:
-    if os.name == "nt":
-        return
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 # --- the outbox --------------------------------------------------------------------------
 
 
@@ -832,7 +822,9 @@ class Outbox:
                 sync_files(self.paths.sent / "cur", (self.sent_file(r[1]).name for r in rows))
             except OSError as exc:
                 raise OutboxError(f"cannot write sent copies in {self.paths.sent}: {exc.strerror}") from None
+            conn.execute("BEGIN")
             conn.executemany("DELETE FROM messages WHERE id = ?", [(r[0],) for r in rows])
+            conn.execute("COMMIT")
 
     def _adopt(self, conn: sqlite3.Connection, data: bytes, name: str) -> int:
         """Give a ledger row to a message found in the old outbox without one; return its id."""
