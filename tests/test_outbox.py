@@ -273,7 +273,7 @@ def test_a_server_lost_mid_batch_keeps_the_rest_queued(campaign, box, make_smtp_
     assert len(mailbox.Maildir(box.paths.outbox, create=False)) == 2 and stored(box) == 2
 
 
-def test_a_copy_that_cannot_be_filed_keeps_the_message(campaign, box, smtp_server):
+def test_a_copy_that_cannot_be_filed_keeps_the_message(campaign, box, smtp_server, monkeypatch):
     box.queue(letters(campaign, to=["kz-1"]))
     (row,) = box.pending()
     cur = box.paths.sent / "cur"
@@ -290,6 +290,14 @@ def test_a_copy_that_cannot_be_filed_keeps_the_message(campaign, box, smtp_serve
     assert sent.status == "sent" and "the ledger keeps the message" in sent.reply
     assert stored(box) == 1
     cur.unlink()
+    cur.mkdir()
+
+    def disk_full(*args, **kwargs):  # type: ignore[no-untyped-def]  (a full disk cannot be made here)
+        raise OSError(28, "No space left on device")
+
+    with monkeypatch.context() as patch:
+        patch.setattr("letterkit.outbox.write_maildir", disk_full)
+        assert box.reconcile() == 0 and box.pending() == [] and stored(box) == 1  # usable meanwhile
     box.reconcile()  # the next operation files the copy from the ledger
     assert stored(box) == 0 and (copy := box.path_of(sent)) is not None and copy.exists()
     assert smtp_server.count() == 1
