@@ -22,6 +22,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from . import clock
 from .contacts import Contact, iter_contacts, load_contacts, merge
 from .errors import CampaignError, LetterkitError, TemplateError
 
@@ -188,7 +189,7 @@ class Campaign:
 
     def deadline_passed(self, today: dt.date | None = None) -> bool:
         deadline = self.act_before
-        return deadline is not None and (today or dt.date.today()) > deadline
+        return deadline is not None and (today or clock.today()) > deadline
 
     def deadline_warning(self, today: dt.date | None = None) -> str:
         """A sentence for people once ``act_before`` has passed ("" before then)."""

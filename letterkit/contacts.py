@@ -20,6 +20,7 @@ try:  # the same parser as tomllib, in compiled wheels: 3x faster on long recipi
 except ImportError:  # pragma: no cover - pure-Python platforms
     import tomllib  # type: ignore[no-redef]
 
+from . import clock
 from .errors import CampaignError, ContactError, LetterkitError
 from .validation import check_address, check_header_value, check_slug, header_safe
 
@@ -73,7 +74,7 @@ class Contact:
     def is_stale(self, today: dt.date | None = None) -> bool:
         """True when the contact data was last checked long ago (or never)."""
         when = self.checked_date()
-        today = today or dt.date.today()
+        today = today or clock.today()
         return when is None or (today - when).days > STALE_AFTER_DAYS
 
     def template_view(self) -> dict[str, Any]:

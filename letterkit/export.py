@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
+from . import clock
 from .errors import ConfigError, ExportError
 from .letters import Letter, to_message
 
@@ -180,7 +181,7 @@ def mbox_bytes(letters: Sequence[Letter]) -> bytes:
             for letter in letters:
                 msg = mailbox.mboxMessage(message_bytes(letter, linesep="\n", unsent=False))
                 sender = letter.signer.email or "MAILER-DAEMON"
-                msg.set_from(sender, dt.datetime.now(dt.UTC).timetuple())
+                msg.set_from(sender, clock.now().astimezone(dt.UTC).timetuple())
                 box.add(msg)
             box.flush()
         finally:

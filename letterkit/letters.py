@@ -15,6 +15,7 @@ from collections.abc import Hashable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
+from . import clock
 from .campaign import Campaign, TemplateFile
 from .config import Signer
 from .contacts import Contact, iter_select, matches, select
@@ -51,7 +52,7 @@ class Letter:
     note: str = ""
     cosigners: tuple[Cosigner, ...] = ()
     verbatim: bool = True
-    date: dt.date = field(default_factory=dt.date.today)
+    date: dt.date = field(default_factory=clock.today)
 
     @property
     def channel(self) -> str:
@@ -417,7 +418,7 @@ def compose(
     if "\x00" in note:
         raise TemplateError("the personal note contains a NUL byte")
     cosigners = tuple(cosigners)
-    today = today or dt.date.today()
+    today = today or clock.today()
     if language:
         campaign.template_strict(template, language)
     who_plan = plan(campaign, template, to, cc)
@@ -576,7 +577,7 @@ def message_bytes(
     if letter.cc:
         headers.append(_header("Cc", ", ".join(_address("", a) for a in letter.cc)))
     headers.append(_header("Subject", check_header_value(letter.subject, "subject"), structured=False))
-    headers.append("Date: " + email.utils.format_datetime(date or dt.datetime.now().astimezone()))
+    headers.append("Date: " + email.utils.format_datetime(date or clock.now()))
     domain = sender.rpartition("@")[2] if sender else "letterkit.invalid"
     msgid = message_id or _make_msgid(domain)
     check_header_value(msgid, "Message-ID")

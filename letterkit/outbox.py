@@ -80,6 +80,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote
 
+from . import clock
 from .errors import LetterkitError, OutboxError
 from .validation import check_address
 
@@ -144,7 +145,7 @@ _RCPT, _REFUSED = _COLUMNS.index("rcpt"), _COLUMNS.index("refused")
 
 
 def _now() -> str:
-    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    return clock.now().astimezone(dt.UTC).isoformat(timespec="seconds")
 
 
 # --- records ---------------------------------------------------------------------------

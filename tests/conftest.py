@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import sys
 from collections.abc import Iterator
@@ -38,6 +39,7 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     ):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("NO_COLOR", "1")
+    monkeypatch.setenv("LETTERKIT_NOW", NOW)  # no test depends on the day it runs
     monkeypatch.setenv("COLUMNS", "200")
     monkeypatch.chdir(tmp_path)  # not the repo: the bundled campaign is found through the package
     import _keyring
@@ -85,5 +87,8 @@ def campaign_copy(tmp_path: Path) -> Path:
         shutil.copy(f, dest / "templates" / f.name)
     return dest
 
+
+NOW = "2026-11-26T10:00:00+00:00"
+TODAY = dt.date(2026, 11, 26)
 
 SIGNER = ["--name", "A. Person", "--email", "a.person@example.org", "--city", "Leeds", "--country", "UK"]

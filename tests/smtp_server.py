@@ -317,9 +317,9 @@ def write_campaign(
     (no e-mail: fax, post and a web form).  ``solidarity`` (en + ru) goes to
     ``support``, which has a cc of its own.
     """
-    import datetime as dt
+    from conftest import TODAY
 
-    checked = checked or dt.date.today().strftime("%Y-%m")
+    checked = checked or TODAY.strftime("%Y-%m")
     (root / "templates").mkdir(parents=True, exist_ok=True)
     (root / "templates" / "campaign.toml").write_text(
         'id = "test-campaign"\n'

@@ -11,7 +11,6 @@ aiosmtpd server on 127.0.0.1 (tests/smtp_server.py).
 
 from __future__ import annotations
 
-import datetime as dt
 import email
 import email.policy
 import json
@@ -23,6 +22,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from conftest import TODAY
 from smtp_server import (  # noqa: F401  (fixtures)
     PASSWORD,
     USERNAME,
@@ -35,7 +35,7 @@ import letterkit
 from letterkit.outbox import Outbox, send_letters
 from letterkit.transport import SmtpTransport
 
-CHECKED = dt.date.today().strftime("%Y-%m")
+CHECKED = TODAY.strftime("%Y-%m")
 MAIL = {
     "minister": "minister@example.org",
     "ombudsman": "ombudsman@example.net",

@@ -24,6 +24,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import TODAY
 from smtp_server import (  # noqa: F401  (fixtures)
     PASSWORD,
     USERNAME,
@@ -35,7 +36,6 @@ from smtp_server import (  # noqa: F401  (fixtures)
 import letterkit
 
 NEEDS_SH = pytest.mark.skipif(not Path("/bin/sh").is_file(), reason="needs /bin/sh")
-TODAY = dt.date.today()
 CHECKED = TODAY.strftime("%Y-%m")
 COMMITTEE = "Campaign Committee"
 COMMITTEE_EMAIL = "committee@example.org"

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from .. import clock
 from . import _common, _output
 from ._app import app
 from ._common import (
@@ -100,7 +101,6 @@ def contacts_add(
     as_json: JsonOpt = False,
 ) -> None:
     """Add a contact of your own (e.g. Kazakhstan's embassy in your country) to every campaign."""
-    import datetime as dt
 
     from ..config import user_contacts_path
     from ..contacts import add_user_contact, contact_from_table
@@ -118,7 +118,7 @@ def contacts_add(
         "salutation": salutation or "",
         "language": language,
         "source": source or "added by you",
-        "checked": checked or dt.date.today().isoformat(),
+        "checked": checked or clock.today().isoformat(),
     }
     contact = contact_from_table(table, "--", user=True)
     if not contact.channels:
