@@ -63,6 +63,15 @@ DEFAULT_RETRY_DELAY = 2.0
 DEFAULT_RETRIES = 3
 
 
+EHLO_NAME = "[127.0.0.1]"
+"""What letterkit greets a server with (EHLO): an address literal that names no machine.
+
+smtplib would send the computer's host name, and providers copy the greeting into a
+``Received`` header that the recipient (here, a government's embassy) can read.  RFC 5321
+allows an address literal; many mail programs send this one for the same reason.
+"""
+
+
 class ServerUnreachable(TransportError):
     """The server cannot be reached now (refused, timed out, dropped): try again later.
 
@@ -298,10 +307,12 @@ class SmtpTransport:
         try:
             if a.security == "tls":
                 step = "TLS handshake"
-                smtp = smtplib.SMTP_SSL(a.host, a.port, timeout=self.timeout, context=self._context())
+                smtp = smtplib.SMTP_SSL(
+                    a.host, a.port, local_hostname=EHLO_NAME, timeout=self.timeout, context=self._context()
+                )
                 note(f"connected to {self.where} with TLS")
             else:
-                smtp = smtplib.SMTP(a.host, a.port, timeout=self.timeout)
+                smtp = smtplib.SMTP(a.host, a.port, local_hostname=EHLO_NAME, timeout=self.timeout)
                 note(f"connected to {self.where}")
             step = "EHLO"
             code, msg = smtp.ehlo()

@@ -54,6 +54,7 @@ class Received:
     peer: Any = None
     tls: bool = False
     login: str = ""
+    helo: str = ""  # the name the client greeted with (EHLO/HELO)
 
     @property
     def message(self) -> email.message.EmailMessage:
@@ -114,6 +115,7 @@ class RecordingHandler:
                 peer=session.peer,
                 tls=self.implicit_tls or session.ssl is not None,
                 login=(session.auth_data.login.decode() if getattr(session, "auth_data", None) else ""),
+                helo=session.host_name or "",
             )
             self.messages.append(received)
             if self.maildir is not None:

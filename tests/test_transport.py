@@ -223,3 +223,19 @@ def test_a_slow_server_is_waited_for_not_polled(make_smtp_server, monkeypatch):
     # after the first slow reply the average stays above 2 ms: the last message's commands
     # (MAIL, RCPT, RCPT, DATA, the message) are waited for without polling
     assert len(polled) < 4 * 5 - 5
+
+
+@pytest.mark.parametrize("security", ["starttls", "tls"])
+def test_the_greeting_names_no_machine(make_smtp_server, security, monkeypatch):
+    """EHLO is an address literal, never the computer's host name (providers copy it into
+    a Received header the recipient reads)."""
+    import socket
+
+    monkeypatch.setattr(socket, "gethostname", lambda: "alices-laptop.home")
+    monkeypatch.setattr(socket, "getfqdn", lambda *a: "alices-laptop.home")
+    server = make_smtp_server(security=security)
+    with transport(server) as t:
+        t.send(MESSAGE, USERNAME, RCPT)
+    (m,) = server.messages
+    assert m.helo == "[127.0.0.1]"
+    assert b"alices-laptop" not in m.data
