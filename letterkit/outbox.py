@@ -1076,6 +1076,7 @@ class Outbox:
             report.total = int(total.fetchone()[0])
             if not report.total:
                 return report
+            self._refuse_placeholders(batch, statuses, account)
             try:
                 transport.open()
             except LetterkitError as exc:  # unreachable, TLS, AUTH, no password
@@ -1207,6 +1208,25 @@ class Outbox:
                     with suppress(OutboxError):  # the letters left are in the ledger; mail tools see them too
                         self._write_outbox(batch)
         return report
+
+    def _refuse_placeholders(self, batch: str, statuses: Sequence[str], account: Account) -> None:
+        """Stop before the first letter leaves if one is signed with placeholder details
+        (a reserved example domain, "Your Name"...) and the server is not on this machine."""
+        from .errors import InvalidValue
+        from .placeholders import placeholder_reason
+        from .transport import is_loopback
+
+        if is_loopback(account.host):
+            return
+        for row in self.batch_rows(batch, statuses):
+            name, _, email = row.signer.partition(" <")
+            if reason := placeholder_reason(name=name, email=email.rstrip(">")):
+                raise InvalidValue(
+                    f"letter #{row.id} to {row.recipient} is signed with placeholder details ({reason}); "
+                    "nothing was sent and the letters stay in the outbox",
+                    hint=f"remove it with 'letterkit outbox drop {row.id}', set your own details with "
+                    "'letterkit signer set', and send again",
+                )
 
     def _with_messages(
         self, batch: str, statuses: Sequence[str], page: int = 200

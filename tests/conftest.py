@@ -91,4 +91,17 @@ def campaign_copy(tmp_path: Path) -> Path:
 NOW = "2026-11-26T10:00:00+00:00"
 TODAY = dt.date(2026, 11, 26)
 
+# A signer whose letters may be queued for any server: ".internal" is a private-use top-level
+# name (ICANN, 2024) that never reaches the public internet.  SIGNER's example.org is a
+# placeholder domain: letterkit queues its letters only for a server on 127.0.0.1.
+REAL_SIGNER = [
+    "--name",
+    "A. Person",
+    "--email",
+    "a.person@home.internal",
+    "--city",
+    "Leeds",
+    "--country",
+    "UK",
+]
 SIGNER = ["--name", "A. Person", "--email", "a.person@example.org", "--city", "Leeds", "--country", "UK"]

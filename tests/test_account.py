@@ -10,7 +10,7 @@ from pathlib import Path
 import keyring
 import keyring.backends.fail
 import pytest
-from conftest import SIGNER
+from conftest import REAL_SIGNER
 from smtp_server import PASSWORD, USERNAME, make_smtp_server, smtp_server, test_ca, write_campaign  # noqa: F401
 
 from letterkit.cli.delivery import PRESETS
@@ -139,7 +139,7 @@ def test_presets_and_defaults(invoke, tmp_path):
 
 def test_add_hints_at_letters_waiting(invoke, smtp_server, tmp_path, monkeypatch):
     monkeypatch.setenv("LETTERKIT_CAMPAIGN", str(write_campaign(tmp_path / "camp", hand=False)))
-    queued = invoke("send", "protest", "--yes", *SIGNER)
+    queued = invoke("send", "protest", "--yes", *REAL_SIGNER)
     assert queued.exit_code == 0, queued.output
     added = invoke(*smtp_server.account_args(), "--password-stdin", input=PASSWORD + "\n")
     assert "3 letter(s) wait in the outbox" in added.stderr and "letterkit outbox flush" in added.stderr

@@ -7,7 +7,7 @@ import json
 import tomllib
 
 import pytest
-from conftest import REPO, SIGNER
+from conftest import REAL_SIGNER, REPO, SIGNER
 
 CASE = tomllib.loads((REPO / "templates" / "campaign.toml").read_text(encoding="utf-8"))
 
@@ -366,9 +366,37 @@ def test_letter_becomes_a_standard_email():
     assert "Ана Пример" in parsed.get_content()
 
 
-def test_quick_start_send_without_account_shows_and_queues(invoke, isolated):
-    """The README's quick start: no account yet, --yes, no terminal: letters shown, queued, nothing sent."""
-    result = invoke("send", "protest", "--yes", *SIGNER)
+QUICK_START = [
+    "--name",
+    "Your Name",
+    "--email",
+    "you@example.org",
+    "--city",
+    "Your City",
+    "--country",
+    "Your Country",
+]
+
+
+def test_quick_start_shows_the_letters_and_queues_nothing(invoke, isolated):
+    """The README's quick start, pasted as written: the letters are shown in full, nothing
+    signed "Your Name <you@example.org>" is queued or prepared, and it says how to go on."""
+    result = invoke("send", "protest", "--yes", *QUICK_START)
+    assert result.exit_code == 0, result.output
+    assert "kz-osce-delegation" in result.stdout and CASE["demands"][0].split()[0] in result.stdout
+    err = " ".join(result.stderr.split())
+    assert "Nothing was queued" in err and "you@example.org is at a reserved example domain" in err
+    assert "letterkit signer set" in err
+    data = isolated / "data" / "letterkit"
+    assert not (data / "outbox" / "new").exists() or not list((data / "outbox" / "new").iterdir())
+    assert not (data / "prepared").exists()
+    log = invoke("log", "--json")
+    assert json.loads(log.stdout)["letters"] == []
+
+
+def test_send_without_account_with_own_details_shows_and_queues(invoke, isolated):
+    """No account yet, --yes, no terminal, real details: letters shown, queued, nothing sent."""
+    result = invoke("send", "protest", "--yes", *REAL_SIGNER)
     assert result.exit_code == 0, result.output
     err = result.stderr
     assert "protest → kz-osce-delegation" in err and CASE["demands"][0].split()[0] in err

@@ -9,10 +9,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import SIGNER
+from conftest import REAL_SIGNER, SIGNER
 from smtp_server import (  # noqa: F401  (fixtures)
     PASSWORD,
-    SIGNER_FROM,
     USERNAME,
     make_smtp_server,
     smtp_server,
@@ -20,7 +19,8 @@ from smtp_server import (  # noqa: F401  (fixtures)
     write_campaign,
 )
 
-SEND = ["send", "protest", "--yes", "--rate", "0", *SIGNER]
+SIGNER_FROM = REAL_SIGNER[3]  # its e-mail: becomes Reply-To
+SEND = ["send", "protest", "--yes", "--rate", "0", *REAL_SIGNER]
 
 
 @pytest.fixture

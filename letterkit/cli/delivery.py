@@ -676,6 +676,9 @@ def send(
     co = _common.read_cosigners(cosigners)
     acct = config.account(account)
     per_minute = parse_rate(rate, config.rate)
+    placeholder = _placeholder(signer, acct)
+    if placeholder:  # a demonstration (the quick start): shown in full, never queued
+        dry_run = True
     warnings = [w for w in (campaign.deadline_warning(),) if w]
     for w in warnings:
         _output.warn(w)
@@ -721,7 +724,15 @@ def send(
         for contact in (*who.primaries(), *who.copies):
             stale.note(contact)
         stale.report(base)
+        if placeholder:
+            base["placeholder"] = placeholder
         _dry_run(letters, acct, resend=resend, as_json=as_json, base=base)
+        if placeholder and not as_json:
+            _output.info(
+                f"Nothing was queued: {placeholder}, so these letters are only a preview. "
+                "To send them, sign with your own details — letterkit signer set --name 'Your Name' "
+                f"--email you@your-provider --city … --country … — then run: letterkit send {template}"
+            )
         return
     letters = stale.track(letters)  # no extra pass over the contacts: noted as letters stream past
     shown: list[Letter] = []
@@ -751,6 +762,20 @@ def send(
     finally:
         skips.close()
         box.close()
+
+
+def _placeholder(signer: Any, acct: Account | None) -> str:
+    """Why these letters must not be queued (placeholder signer details), or "".
+
+    Letters signed with placeholder details may only go to a server on this machine
+    (tests, rehearsals); without an account they would wait for any server added later.
+    """
+    from ..placeholders import placeholder_reason
+    from ..transport import is_loopback
+
+    if acct is not None and is_loopback(acct.host):
+        return ""
+    return placeholder_reason(name=signer.name, email=signer.email, city=signer.city, country=signer.country)
 
 
 def _confirm_send(box: Outbox, letters: list[Letter], acct: Account | None, *, resend: bool) -> bool:

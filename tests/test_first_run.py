@@ -1,0 +1,92 @@
+"""First run you can trust: nothing signed with placeholder details reaches a real address."""
+
+# ruff: noqa: F811  (pytest fixtures imported from smtp_server are parameters here)
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from conftest import REAL_SIGNER, SIGNER
+from smtp_server import PASSWORD, make_smtp_server, smtp_server, test_ca, write_campaign  # noqa: F401
+
+import letterkit
+from letterkit.placeholders import is_reserved_address, placeholder_reason
+
+REMOTE = ["account", "add", "remote", "--host", "mail.invalid", "--from", "me@home.internal", "--no-login"]
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "you@example.org",
+        "a@EXAMPLE.COM",
+        "x@mail.example.net",
+        "y@host.test",
+        "z@a.example",
+        "q@b.invalid",
+        "w@c.localhost",
+        "v@example.org.",
+    ],
+)
+def test_reserved_domains(address: str) -> None:
+    assert is_reserved_address(address)
+
+
+@pytest.mark.parametrize(
+    "address", ["a.person@home.internal", "x@example.org.uk", "y@myexample.org", "z@posteo.de"]
+)
+def test_real_domains(address: str) -> None:
+    assert not is_reserved_address(address)
+
+
+def test_placeholder_words() -> None:
+    assert "placeholder 'Your Name'" in placeholder_reason(name="Your Name", email="me@home.internal")
+    assert placeholder_reason(name="K. Person", email="me@home.internal", city="Leeds") == ""
+
+
+def _queue_placeholder_letter(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A letter signed you@example.org, queued as an older letterkit (or a script) did."""
+    campaign = letterkit.load_campaign(write_campaign(tmp_path / "camp", missions=1, hand=False))
+    signer = letterkit.Signer(name="Your Name", email="you@example.org", city="Your City")
+    with letterkit.Outbox() as box:
+        result = box.queue(letterkit.compose(campaign, "protest", signer), account=None)
+    assert result.queued == 1
+
+
+def test_flush_refuses_a_placeholder_letter_for_a_real_server(invoke, tmp_path):
+    _queue_placeholder_letter(tmp_path)
+    assert invoke(*REMOTE).exit_code == 0
+    result = invoke("outbox", "flush", "--yes")
+    assert result.exit_code == 2, result.output
+    assert "placeholder details" in result.stderr and "letterkit outbox drop 1" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.output
+    (row,) = json.loads(invoke("outbox", "--json").stdout)["letters"]
+    assert row["status"] == "queued"  # kept
+
+
+def test_a_placeholder_letter_may_go_to_a_server_on_this_machine(invoke, tmp_path, smtp_server):
+    _queue_placeholder_letter(tmp_path)
+    assert invoke(*smtp_server.account_args(), "--password-stdin", input=PASSWORD + "\n").exit_code == 0
+    result = invoke("outbox", "flush", "--yes")
+    assert result.exit_code == 0, result.output
+    assert smtp_server.count() == 1
+
+
+def test_send_with_placeholder_details_and_a_real_server_queues_nothing(invoke, tmp_path, monkeypatch):
+    monkeypatch.setenv("LETTERKIT_CAMPAIGN", str(write_campaign(tmp_path / "camp", missions=2)))
+    assert invoke(*REMOTE).exit_code == 0
+    result = invoke("send", "protest", "--yes", *SIGNER)
+    assert result.exit_code == 0, result.output
+    assert "Nothing was queued" in result.stderr
+    assert json.loads(invoke("log", "--json").stdout)["letters"] == []
+
+
+def test_send_json_says_why_nothing_was_queued(invoke, tmp_path, monkeypatch):
+    monkeypatch.setenv("LETTERKIT_CAMPAIGN", str(write_campaign(tmp_path / "camp", missions=1, hand=False)))
+    result = invoke("send", "protest", "--yes", "--json", *SIGNER)
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    assert doc["dry_run"] is True and "reserved example domain" in doc["placeholder"]
+    real = json.loads(invoke("send", "protest", "--yes", "--json", *REAL_SIGNER).stdout)
+    assert real["dry_run"] is False and len(real["queued"]) == 1
