@@ -1123,6 +1123,9 @@ class Outbox:
                     meta, message = split_message(data)
                     if meta.get("account", "") != account.name:
                         message, data = self._readdress(conn, row.id, row.file, meta, message, account)
+                    if (dated := redated(message)) is not None:  # it waited: Date is when it leaves
+                        message = dated
+                        data = _meta_block({**meta, "account": account.name}) + message
                     rcpt = [a for a in (meta.get("rcpt") or ", ".join(row.rcpt)).split(", ") if a]
                     upcoming.append((row, data, message, rcpt))
                     work.append(functools.partial(write_file, row.file, data))
@@ -1310,6 +1313,38 @@ class Outbox:
 
 
 _COUNTER = {"sent": "sent", "partial": "partial", "failed": "failed", "queued": "deferred"}
+
+
+STALE_DATE_SECONDS = 30
+
+
+def redated(message: bytes, *, now: dt.datetime | None = None) -> bytes | None:
+    """``message`` with its Date set to now, if its Date is older than
+    :data:`STALE_DATE_SECONDS` (None: it is fresh, send it as it is).
+
+    A letter's Date is when it leaves, not when it was queued: a letter that
+    waited in the outbox (no account yet, the rate limit, a temporary failure)
+    gets a new Date just before it is sent.  Letters sent straight after they
+    were queued keep theirs, and cost no second pass through the email package.
+    """
+    import email
+    import email.policy
+    import email.utils
+
+    now = now or clock.now()
+    head = message.replace(b"\r\n", b"\n").partition(b"\n\n")[0]  # LF or CRLF stored
+    dates = [line[5:] for line in head.split(b"\n") if line[:5].lower() == b"date:"]
+    if not dates:
+        return None  # no Date header: nothing to correct (the server adds one)
+    try:
+        then = email.utils.parsedate_to_datetime(dates[0].decode("ascii", "replace").strip())
+    except (TypeError, ValueError):
+        then = None
+    if then is not None and then.tzinfo is not None and abs((now - then).total_seconds()) <= STALE_DATE_SECONDS:
+        return None
+    msg = email.message_from_bytes(message, policy=email.policy.SMTP)
+    msg.replace_header("Date", email.utils.format_datetime(now))
+    return msg.as_bytes()
 
 
 def _send(

@@ -90,3 +90,30 @@ def test_send_json_says_why_nothing_was_queued(invoke, tmp_path, monkeypatch):
     assert doc["dry_run"] is True and "reserved example domain" in doc["placeholder"]
     real = json.loads(invoke("send", "protest", "--yes", "--json", *REAL_SIGNER).stdout)
     assert real["dry_run"] is False and len(real["queued"]) == 1
+
+
+def test_a_letter_that_waited_is_dated_when_it_leaves(invoke, tmp_path, smtp_server, monkeypatch):
+    """Queued on 26 November (no account yet), sent on 3 December: Date says 3 December."""
+    import email.utils
+
+    monkeypatch.setenv("LETTERKIT_CAMPAIGN", str(write_campaign(tmp_path / "camp", missions=1, hand=False)))
+    monkeypatch.setenv("LETTERKIT_NOW", "2026-11-26T10:00:00+00:00")
+    assert invoke("send", "protest", "--yes", *REAL_SIGNER).exit_code == 0
+    assert invoke(*smtp_server.account_args(), "--password-stdin", input=PASSWORD + "\n").exit_code == 0
+    monkeypatch.setenv("LETTERKIT_NOW", "2026-12-03T08:15:00+00:00")
+    result = invoke("outbox", "flush", "--yes")
+    assert result.exit_code == 0, result.output
+    (m,) = smtp_server.messages
+    assert email.utils.parsedate_to_datetime(m.message["Date"]).isoformat() == "2026-12-03T08:15:00+00:00"
+    sent_copy = next((tmp_path / "data" / "letterkit" / "sent" / "cur").iterdir()).read_bytes()
+    assert b"3 Dec 2026 08:15:00" in sent_copy
+
+
+def test_a_letter_sent_at_once_keeps_its_date(invoke, tmp_path, smtp_server, monkeypatch):
+    import email.utils
+
+    monkeypatch.setenv("LETTERKIT_CAMPAIGN", str(write_campaign(tmp_path / "camp", missions=1, hand=False)))
+    assert invoke(*smtp_server.account_args(), "--password-stdin", input=PASSWORD + "\n").exit_code == 0
+    assert invoke("send", "protest", "--yes", *REAL_SIGNER).exit_code == 0
+    (m,) = smtp_server.messages
+    assert email.utils.parsedate_to_datetime(m.message["Date"]).isoformat() == "2026-11-26T10:00:00+00:00"
