@@ -100,6 +100,7 @@ _META_FIELDS = ("Key", "Campaign", "Template", "Recipient", "Account", "Rcpt", "
 _SAFE = " @<>,.:/+=_-!~*'()[]"
 SENT_FLAGS = "2,S"
 TMP_MAX_AGE = 36 * 3600  # Maildir convention: stray tmp files older than this are garbage
+OTHER_SIGNER = "this recipient already got this letter from another signer on this machine"
 COMMIT_SECONDS = 0.5  # ledger updates are committed at least this often while delivering
 
 _SCHEMA = """
@@ -600,10 +601,36 @@ class Outbox:
         )
         return rows[0] if rows else None
 
-    def skip_reason(self, letter: Letter, *, resend: bool = False) -> tuple[str, Row | None]:
-        """Why :meth:`queue` would leave ``letter`` out ("" if not), and the deciding row."""
+    def from_other_signer(self, letter: Letter) -> Row | None:
+        """The newest letter of the same campaign and template that this recipient already got
+        (or that waits for it) from another signer on this machine, if any."""
+        prefix = f"{letter.campaign}/{letter.template}/{letter.contact.id}/"
+        rows = self._query(
+            f"{_SELECT} WHERE key >= ? AND key < ? AND key != ? AND status IN "
+            "('queued', 'sent', 'partial', 'prepared', 'done') ORDER BY id DESC LIMIT 1",
+            (prefix, prefix[:-1] + "0", letter.key),
+        )
+        return rows[0] if rows else None
+
+    def skip_reason(
+        self, letter: Letter, *, resend: bool = False, other_signers: bool = False
+    ) -> tuple[str, Row | None]:
+        """Why :meth:`queue` would leave ``letter`` out ("" if not), and the deciding row.
+
+        A recipient that already got this template from *another* signer on this
+        machine (a changed ``--name``/``--email``) is skipped too, unless ``resend``
+        or ``other_signers`` (the user was asked and said yes).
+        """
         row = self.latest(letter.key)
         if row is None:
+            other = None if (resend or other_signers) else self.from_other_signer(letter)
+            if other is not None:
+                when = (other.sent_at or other.queued_at)[:10]
+                return (
+                    f"{OTHER_SIGNER}: {other.signer} on {when} (#{other.id}, {other.status}); "
+                    "--resend sends it anyway",
+                    other,
+                )
             return "", None
         when = (row.sent_at or row.queued_at)[:10]
         if row.status == "queued":
@@ -625,7 +652,9 @@ class Outbox:
             return f"delivered by hand ({row.channel}) on {when} (#{row.id}); --resend redoes it", row
         return "", row
 
-    def _skip_reason_fast(self, letter: Letter, *, resend: bool) -> tuple[str, Row | None]:
+    def _skip_reason_fast(
+        self, letter: Letter, *, resend: bool, other_signers: bool = False
+    ) -> tuple[str, Row | None]:
         """:meth:`skip_reason`, without a query per letter when the ledger has never seen this
         campaign and template (a first mailing: every letter is new)."""
         prefix = f"{letter.campaign}/{letter.template}/"
@@ -641,7 +670,7 @@ class Outbox:
             self._prefixes[prefix] = known
         if not known:
             return "", None
-        return self.skip_reason(letter, resend=resend)
+        return self.skip_reason(letter, resend=resend, other_signers=other_signers)
 
     def get(self, row_id: int) -> Row:
         rows = self._query(f"{_SELECT} WHERE id = ?", (row_id,))
@@ -874,6 +903,7 @@ class Outbox:
         prepare_hand: bool = True,
         on_skip: Callable[[Skipped], None] | None = None,
         write_outbox: bool = True,
+        other_signers: bool = False,
     ) -> QueueResult:
         """Write every letter durably to the outbox (e-mail) or prepare it by hand; all or nothing.
 
@@ -910,7 +940,7 @@ class Outbox:
             rows = _NewRows(conn, batch, account_name)
             try:
                 for letter in letters:
-                    reason, prior = self._skip_reason_fast(letter, resend=resend)
+                    reason, prior = self._skip_reason_fast(letter, resend=resend, other_signers=other_signers)
                     if reason:
                         skip(
                             Skipped(
@@ -922,7 +952,12 @@ class Outbox:
                                 prior.id if prior else None,
                             )
                         )
-                        if prior is not None and prior.status == "queued" and prior.batch != batch:
+                        if (
+                            prior is not None
+                            and prior.key == letter.key
+                            and prior.status == "queued"
+                            and prior.batch != batch
+                        ):
                             conn.execute("UPDATE letters SET batch = ? WHERE id = ?", (batch, prior.id))
                             result.waiting += 1
                         continue
@@ -1340,7 +1375,11 @@ def redated(message: bytes, *, now: dt.datetime | None = None) -> bytes | None:
         then = email.utils.parsedate_to_datetime(dates[0].decode("ascii", "replace").strip())
     except (TypeError, ValueError):
         then = None
-    if then is not None and then.tzinfo is not None and abs((now - then).total_seconds()) <= STALE_DATE_SECONDS:
+    if (
+        then is not None
+        and then.tzinfo is not None
+        and abs((now - then).total_seconds()) <= STALE_DATE_SECONDS
+    ):
         return None
     msg = email.message_from_bytes(message, policy=email.policy.SMTP)
     msg.replace_header("Date", email.utils.format_datetime(now))

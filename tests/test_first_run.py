@@ -117,3 +117,40 @@ def test_a_letter_sent_at_once_keeps_its_date(invoke, tmp_path, smtp_server, mon
     assert invoke("send", "protest", "--yes", *REAL_SIGNER).exit_code == 0
     (m,) = smtp_server.messages
     assert email.utils.parsedate_to_datetime(m.message["Date"]).isoformat() == "2026-11-26T10:00:00+00:00"
+
+
+OTHER = ["--name", "K. Person", "--email", "k.person@home.internal"]
+
+
+def _sent_once_by_a(invoke, tmp_path, smtp_server, monkeypatch):  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("LETTERKIT_CAMPAIGN", str(write_campaign(tmp_path / "camp", missions=2, hand=False)))
+    assert invoke(*smtp_server.account_args(), "--password-stdin", input=PASSWORD + "\n").exit_code == 0
+    assert invoke("send", "protest", "--yes", "--rate", "0", *REAL_SIGNER).exit_code == 0
+    return smtp_server.count()
+
+
+def test_another_signer_is_skipped_under_yes(invoke, tmp_path, smtp_server, monkeypatch):
+    """Changing --name/--email does not send the same template to the same recipient again."""
+    first = _sent_once_by_a(invoke, tmp_path, smtp_server, monkeypatch)
+    result = invoke("send", "protest", "--yes", "--rate", "0", "--json", *OTHER)
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    assert doc["sent"] == [] and len(doc["skipped"]) == first
+    assert all("another signer" in s["reason"] and "A. Person" in s["reason"] for s in doc["skipped"])
+    assert smtp_server.count() == first
+    again = invoke("send", "protest", "--yes", "--rate", "0", "--resend", *OTHER)
+    assert again.exit_code == 0, again.output
+    assert smtp_server.count() == 2 * first
+
+
+def test_another_signer_is_asked_on_a_terminal(invoke, tmp_path, smtp_server, monkeypatch):
+    from letterkit.cli import _output
+
+    first = _sent_once_by_a(invoke, tmp_path, smtp_server, monkeypatch)
+    monkeypatch.setattr(_output, "interactive", lambda: True)
+    declined = invoke("send", "protest", "--rate", "0", *OTHER, input="n\n")
+    assert "already got this letter from another signer" in declined.stderr
+    assert smtp_server.count() == first
+    accepted = invoke("send", "protest", "--rate", "0", *OTHER, input="y\ny\n")
+    assert accepted.exit_code == 0, accepted.output
+    assert smtp_server.count() == 2 * first

@@ -739,16 +739,25 @@ def send(
     if yes and people and acct is None:  # nothing leaves now: show what is queued (a few letters)
         letters = _keep_first(letters, shown, SHOW_QUEUED + 1)
     box = _outbox()
+    other_signers = False  # under --yes, letters another signer sent already are skipped
     try:
         if not yes:
             letters = list(letters)  # a person reads them all: a human-sized batch
             stale.report(base)
-            if not _confirm_send(box, letters, acct, resend=resend):
+            go, other_signers = _confirm_send(box, letters, acct, resend=resend)
+            if not go:
                 raise NotConfirmed("you declined; nothing was queued or sent")
             skips.people = False  # the skipped letters were listed with the preview
         with box.session():  # queued and delivered without another process in between
             # with an account the letters go now: their outbox files are written just ahead of each
-            queued = box.queue(letters, account=acct, resend=resend, on_skip=skips, write_outbox=acct is None)
+            queued = box.queue(
+                letters,
+                account=acct,
+                resend=resend,
+                on_skip=skips,
+                write_outbox=acct is None,
+                other_signers=other_signers,
+            )
             skips.finish()
             if shown and len(shown) <= SHOW_QUEUED:
                 from ._render import show_letters
@@ -778,19 +787,33 @@ def _placeholder(signer: Any, acct: Account | None) -> str:
     return placeholder_reason(name=signer.name, email=signer.email, city=signer.city, country=signer.country)
 
 
-def _confirm_send(box: Outbox, letters: list[Letter], acct: Account | None, *, resend: bool) -> bool:
-    """Show the letters (stderr) and ask; True to go on."""
+def _confirm_send(
+    box: Outbox, letters: list[Letter], acct: Account | None, *, resend: bool
+) -> tuple[bool, bool]:
+    """Show the letters (stderr) and ask: (go on, also to recipients another signer wrote to)."""
+    from ..outbox import OTHER_SIGNER
     from ._render import show_letters
 
-    fresh = []
+    fresh, others = [], []
     for letter in letters:
         reason, _row = box.skip_reason(letter, resend=resend)
-        if reason:
+        if reason.startswith(OTHER_SIGNER):
+            _output.warn(f"{letter.contact.id}: {reason}")
+            others.append(letter)
+        elif reason:
             _output.info(f"Skipping {_esc(letter.contact.id)}: {_esc(reason)}")
         else:
             fresh.append(letter)
+    again = bool(others) and typer.confirm(
+        f"{len(others)} recipient(s) already got this letter from another signer on this machine. "
+        "Send it to them again, signed by you?",
+        default=False,
+        err=True,
+    )
+    if again:
+        fresh += others
     if not fresh:
-        return True  # nothing new: no question to ask (waiting letters of the batch still go)
+        return True, again  # nothing new: no question to ask (waiting letters of the batch still go)
     from_addr = acct.from_addr if acct else None
     show_letters(fresh, _output.err(), from_addr=from_addr)
     n_mail = sum(1 for lt in fresh if lt.channel == "email")
@@ -801,7 +824,7 @@ def _confirm_send(box: Outbox, letters: list[Letter], acct: Account | None, *, r
         what = f"Send {n_mail} letter(s) from {acct.from_addr} through account {acct.name!r}"
     if n_hand:
         what += f" and prepare {n_hand} for delivery by hand"
-    return bool(typer.confirm(what + "?", default=False, err=True))
+    return bool(typer.confirm(what + "?", default=False, err=True)), again
 
 
 SHOW_QUEUED = 10  # send --yes without an account shows the letters in full up to this many
