@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import datetime as dt
 import email.policy
+import os
 import re
 import unicodedata
 from collections.abc import Iterable, Sequence
@@ -774,15 +775,20 @@ def export_letters(
     return plan_export(letters, fmt, out_dir, combined=combined).write(force=force)
 
 
-def prepare_by_hand(letter: Letter, directory: Path) -> dict[str, Path]:
-    """Write ``<stem>.pdf`` (to print or fax) and ``<stem>.txt`` (for a web form) for one letter.
+def prepare_by_hand(letter: Letter, directory: Path, *, prefix: str = "") -> dict[str, Path]:
+    """Write ``<prefix><stem>.pdf`` (to print or fax) and ``<prefix><stem>.txt`` (for a web
+    form) for one letter.
 
-    Used by ``send`` for recipients without e-mail.  Overwrites this letter's
-    own earlier files.  Returns ``{"pdf": path, "txt": path}``.
+    Used by ``send`` for recipients without e-mail, with the letter's ledger id and
+    signer as ``prefix``.  Never overwrites a file: an existing one is an
+    :class:`ExportError`.  Returns ``{"pdf": path, "txt": path}``.
     """
     directory = Path(directory)
-    stem = file_stem(letter)
+    stem = prefix + file_stem(letter)
     pdf_path, txt_path = directory / f"{stem}.pdf", directory / f"{stem}.txt"
+    for path in (pdf_path, txt_path):
+        if os.path.lexists(path):
+            raise ExportError(f"{path} exists already; letterkit never overwrites a prepared letter")
     pdf = render_pdf([letter])
     text = letter_text(letter).encode("utf-8")
     try:

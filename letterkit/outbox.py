@@ -927,7 +927,7 @@ class Outbox:
         conn = self._write_db()
         batch = uuid.uuid4().hex
         result = QueueResult(batch=batch)
-        hand: list[Letter] = []
+        hand: list[tuple[Letter, int]] = []
         from_addr = check_address(account.from_addr, "account From address") if account else None
         account_name = account.name if account else ""
         skip = on_skip or result.skipped.append
@@ -962,9 +962,8 @@ class Outbox:
                             result.waiting += 1
                         continue
                     if letter.channel != "email":
-                        hand.append(letter)  # prepared below, once every letter is valid
-                        rows.add(letter, "prepared", "", b"")
-                        continue
+                        hand.append((letter, rows.add(letter, "prepared", "", b"")))  # prepared below,
+                        continue  # once every letter is valid
                     message, message_id = message_bytes(letter, from_addr=from_addr, date=rows.date)
                     rcpt = [
                         check_address(a, f"recipient address of {letter.contact.id}")
@@ -984,10 +983,10 @@ class Outbox:
                     result.queued += 1
                 rows.flush()
                 prepared = self._prepare(hand) if (hand and prepare_hand) else {}
-                for letter in hand:
+                for _letter, row_id in hand:
                     conn.execute(
-                        "UPDATE letters SET file = ? WHERE batch = ? AND key = ? AND status = 'prepared'",
-                        (json.dumps(prepared.get(letter.key, {})), batch, letter.key),
+                        "UPDATE letters SET file = ? WHERE id = ?",
+                        (json.dumps(prepared.get(row_id, {})), row_id),
                     )
                 conn.execute("COMMIT")  # synchronous=FULL: the whole batch is on disk, at once
             except sqlite3.Error as exc:
@@ -1018,14 +1017,18 @@ class Outbox:
                 hint="'letterkit outbox' tries again",
             ) from None
 
-    def _prepare(self, letters: list[Letter]) -> dict[str, dict[str, str]]:
-        """Write PDF and text for each hand letter under prepared/CAMPAIGN/."""
-        from .export import prepare_by_hand
+    def _prepare(self, letters: list[tuple[Letter, int]]) -> dict[int, dict[str, str]]:
+        """Write PDF and text for each hand letter under prepared/CAMPAIGN/, named by its ledger
+        id (and signer), so that no run ever overwrites the files of another letter."""
+        from .export import prepare_by_hand, slugify
 
-        done: dict[str, dict[str, str]] = {}
-        for letter in letters:
-            files = prepare_by_hand(letter, self.paths.prepared / letter.campaign)
-            done[letter.key] = {k: str(v) for k, v in files.items()}
+        done: dict[int, dict[str, str]] = {}
+        for letter, row_id in letters:
+            signer = slugify(letter.signer.name, "signer")
+            files = prepare_by_hand(
+                letter, self.paths.prepared / letter.campaign, prefix=f"{row_id:05d}-{signer}-"
+            )
+            done[row_id] = {k: str(v) for k, v in files.items()}
         return done
 
     # --- hand letters and removal ------------------------------------------------------
@@ -1537,7 +1540,8 @@ class _NewRows:
         self._rows: list[tuple[Any, ...]] = []
         self._messages: list[tuple[int, bytes]] = []
 
-    def add(self, letter: Letter, status: str, message_id: str, data: bytes) -> None:
+    def add(self, letter: Letter, status: str, message_id: str, data: bytes) -> int:
+        """Add one row (written with the next chunk); return its ledger id."""
         row_id, self._next_id = self._next_id, self._next_id + 1
         s = letter.signer
         self._rows.append(
@@ -1565,6 +1569,7 @@ class _NewRows:
             self._messages.append((row_id, data))
         if len(self._rows) >= self.CHUNK:
             self.flush()
+        return row_id
 
     def flush(self) -> None:
         if self._rows:

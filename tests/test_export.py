@@ -442,8 +442,9 @@ def test_prepare_by_hand_writes_pdf_and_txt(mini, tmp_path):
     }
     assert files["txt"].read_text(encoding="utf-8") == letter_text(letter)
     assert "Wallnerstrasse 6" in pdf_pages(files["pdf"].read_bytes())[0]
-    again = prepare_by_hand(letter, tmp_path / "prepared")  # its own files: overwritten
-    assert again == files
+    with pytest.raises(ExportError, match="never overwrites"):
+        prepare_by_hand(letter, tmp_path / "prepared")
+    assert files["txt"].read_text(encoding="utf-8") == letter_text(letter)
 
 
 # --- the bundled campaign, and start-up cost ------------------------------------------------

@@ -154,3 +154,21 @@ def test_another_signer_is_asked_on_a_terminal(invoke, tmp_path, smtp_server, mo
     accepted = invoke("send", "protest", "--rate", "0", *OTHER, input="y\ny\n")
     assert accepted.exit_code == 0, accepted.output
     assert smtp_server.count() == 2 * first
+
+
+def test_prepared_files_are_named_by_letter_and_signer_and_never_overwritten(invoke, tmp_path, monkeypatch):
+    """Two signers (or a --resend) prepare two sets of files; the ledger points at each one."""
+    monkeypatch.setenv("LETTERKIT_CAMPAIGN", str(write_campaign(tmp_path / "camp", missions=0, hand=True)))
+    first = json.loads(invoke("send", "protest", "--yes", "--json", "--to", "osce-hand", *REAL_SIGNER).stdout)
+    second = json.loads(invoke("send", "protest", "--yes", "--json", "--to", "osce-hand", "--resend",
+                               *REAL_SIGNER).stdout)  # fmt: skip
+    (a,), (b,) = first["by_hand"], second["by_hand"]
+    assert a["id"] != b["id"] and a["files"]["pdf"] != b["files"]["pdf"]
+    for entry in (a, b):
+        name = entry["files"]["pdf"].rsplit("/", 1)[1]
+        assert name.startswith(f"{entry['id']:05d}-a-person-") and name.endswith(".pdf")
+    rows = {r["id"]: r for r in json.loads(invoke("log", "--json").stdout)["letters"]}
+    assert rows[a["id"]]["files"] == a["files"] and rows[b["id"]]["files"] == b["files"]
+    from pathlib import Path
+
+    assert all(Path(p).is_file() for e in (a, b) for p in e["files"].values())
