@@ -55,6 +55,19 @@ class Signer:
     country: str = ""
     organisation: str = ""
     address: tuple[str, ...] = ()
+    given: frozenset[str] | None = None
+    """The fields given on the command line, when the signer came from there (a whole person:
+    nothing is borrowed from ``[signer]``); None for the stored signer."""
+
+    SIGNER_FIELDS = ("name", "email", "city", "country", "organisation", "address")
+
+    @classmethod
+    def from_options(cls, **options: Any) -> Signer:
+        """A signer made only of what was given (``--name``, ``--email``...), nothing stored."""
+        values = {k: v for k, v in options.items() if k in cls.SIGNER_FIELDS and v not in (None, "", (), [])}
+        if "address" in values:
+            values["address"] = tuple(values["address"])
+        return cls(**values, given=frozenset(values))
 
     def merged(self, **overrides: Any) -> Signer:
         """A copy with every non-empty override applied."""
@@ -80,7 +93,9 @@ class Signer:
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            f.name: (list(v) if isinstance(v := getattr(self, f.name), tuple) else v) for f in fields(self)
+            f.name: (list(v) if isinstance(v := getattr(self, f.name), tuple) else v)
+            for f in fields(self)
+            if f.name != "given"
         }
 
 
@@ -199,11 +214,13 @@ def load_config(path: Path | None = None) -> Config:
     address = signer_raw.get("address", [])
     if isinstance(address, str):
         address = address.splitlines()
+    where = f"{path} [signer]"
     signer = Signer(
-        **{
-            k: _str(signer_raw, k, f"{path} [signer]")
-            for k in ("name", "email", "city", "country", "organisation")
-        },
+        name=_str(signer_raw, "name", where),
+        email=_str(signer_raw, "email", where),
+        city=_str(signer_raw, "city", where),
+        country=_str(signer_raw, "country", where),
+        organisation=_str(signer_raw, "organisation", where),
         address=tuple(str(x) for x in address),
     )
     accounts: dict[str, Account] = {}

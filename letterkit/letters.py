@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import email.utils  # light: formataddr, format_datetime
+import functools
 from collections import OrderedDict
 from collections.abc import Hashable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
@@ -219,6 +220,42 @@ class Renderer:
 _MISSING = object()
 
 
+@functools.cache
+def _not_given() -> type:
+    """A signer detail not given on the command line: false in ``{% if %}`` and ``select``
+    (templates treat it as empty), but an error where the template prints it.  (A class
+    made on first use: jinja2 is imported only when a template is rendered.)"""
+    import jinja2
+
+    class NotGiven(jinja2.StrictUndefined):
+        def __bool__(self) -> bool:  # type: ignore[override]
+            return False
+
+        def __iter__(self) -> Iterator[Any]:  # type: ignore[override]
+            return iter(())
+
+        def __len__(self) -> int:  # type: ignore[override]
+            return 0
+
+    return NotGiven
+
+
+def signer_view_of(signer: Signer) -> dict[str, Any]:
+    """What a template sees as ``signer``: every detail, and for a signer given on the
+    command line, the details not given as values that stop the letter if printed."""
+    view = signer.as_dict()
+    if signer.given is not None:
+        for name in Signer.SIGNER_FIELDS:
+            if name not in signer.given:
+                option = "--address" if name == "address" else f"--{name}"
+                view[name] = _not_given()(
+                    hint=f"this template prints the signer's {name}, which was not given: add {option}, "
+                    "or leave out --name and --email to sign as the stored signer (letterkit signer set)",
+                    name=f"signer.{name}",
+                )
+    return view
+
+
 def _freeze(value: Any) -> Hashable:
     if isinstance(value, list | tuple):
         return tuple(_freeze(v) for v in value)
@@ -425,7 +462,7 @@ def compose(
     renderer = renderer or Renderer(campaign)
     generation = renderer.new_batch()  # signer, note, co-signers... are fixed for this batch
     views: dict[str, dict[str, Any]] = {}
-    signer_view = signer.as_dict()
+    signer_view = signer_view_of(signer)
     cosigner_views = [c.__dict__ for c in cosigners]
     hand_copies = who_plan.hand_copies
     primary_names: list[str] = []  # for the copies' "a copy of my letter to ..." (only if there are any)

@@ -119,7 +119,7 @@ def test_a_letter_sent_at_once_keeps_its_date(invoke, tmp_path, smtp_server, mon
     assert email.utils.parsedate_to_datetime(m.message["Date"]).isoformat() == "2026-11-26T10:00:00+00:00"
 
 
-OTHER = ["--name", "K. Person", "--email", "k.person@home.internal"]
+OTHER = ["--name", "K. Person", "--email", "k.person@home.internal", "--city", "Bristol"]
 
 
 def _sent_once_by_a(invoke, tmp_path, smtp_server, monkeypatch):  # type: ignore[no-untyped-def]
@@ -172,3 +172,27 @@ def test_prepared_files_are_named_by_letter_and_signer_and_never_overwritten(inv
     from pathlib import Path
 
     assert all(Path(p).is_file() for e in (a, b) for p in e["files"].values())
+
+
+def test_a_signer_on_the_command_line_is_a_whole_person(invoke, tmp_path, monkeypatch):
+    """ "K. Person" given on the command line does not sign from the stored signer's Leeds."""
+    assert invoke("signer", "set", "--name", "A. Person", "--email", "a.person@home.internal",
+                  "--city", "Leeds", "--country", "UK").exit_code == 0  # fmt: skip
+    result = invoke("preview", "protest", "--to", "osce-secretariat", "--name", "K. Person",
+                    "--email", "k.person@home.internal")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "K. Person" in result.stdout and "Leeds" not in result.stdout and "UK" not in result.stdout
+    stored = invoke("preview", "protest", "--to", "osce-secretariat")
+    assert "A. Person" in stored.stdout and "Leeds" in stored.stdout
+
+
+def test_a_template_that_prints_a_detail_not_given_stops(invoke, tmp_path, monkeypatch):
+    monkeypatch.setenv("LETTERKIT_CAMPAIGN", str(write_campaign(tmp_path / "camp", missions=1, hand=False)))
+    assert invoke("signer", "set", "--name", "A. Person", "--city", "Leeds").exit_code == 0
+    result = invoke("preview", "protest", "--name", "K. Person", "--email", "k.person@home.internal")
+    assert result.exit_code == 2, result.output
+    assert "signer's city, which was not given: add --city" in " ".join(result.stderr.split())
+    assert "Traceback" not in result.output
+    ok = invoke("preview", "protest", "--name", "K. Person", "--city", "Bristol")
+    assert ok.exit_code == 0, ok.output
+    assert "Bristol" in ok.stdout and "Leeds" not in ok.stdout

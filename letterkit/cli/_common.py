@@ -67,10 +67,19 @@ def resolve_signer(
     country: str | None,
     organisation: str | None,
 ) -> Signer:
-    """The [signer] from config.toml with command-line options applied, validated."""
-    return config.signer.merged(
-        name=name, email=email, city=city, country=country, organisation=organisation
-    ).validated()
+    """The signer for this command, validated.
+
+    ``--name`` or ``--email`` (or their environment variables) make a whole person: the
+    details given, and nothing borrowed from ``[signer]`` in config.toml (a template that
+    needs a detail that was not given stops with an error naming it).  Without them, the
+    stored signer signs, with any of ``--city --country --organisation`` applied.
+    """
+    from ..config import Signer
+
+    options = {"name": name, "email": email, "city": city, "country": country, "organisation": organisation}
+    if name or email:
+        return Signer.from_options(**options).validated()
+    return config.signer.merged(**options).validated()
 
 
 def read_note(note: str | None, note_file: str | None) -> str:
