@@ -196,3 +196,21 @@ def test_a_template_that_prints_a_detail_not_given_stops(invoke, tmp_path, monke
     ok = invoke("preview", "protest", "--name", "K. Person", "--city", "Bristol")
     assert ok.exit_code == 0, ok.output
     assert "Bristol" in ok.stdout and "Leeds" not in ok.stdout
+
+
+def test_flush_shows_each_letter_as_it_will_leave_before_asking(invoke, tmp_path, smtp_server, monkeypatch):
+    from letterkit.cli import _output
+
+    monkeypatch.setenv("LETTERKIT_CAMPAIGN", str(write_campaign(tmp_path / "camp", missions=1, hand=False)))
+    assert invoke("send", "protest", "--yes", *REAL_SIGNER).exit_code == 0  # queued: no account yet
+    assert invoke(*smtp_server.account_args(), "--password-stdin", input=PASSWORD + "\n").exit_code == 0
+    monkeypatch.setattr(_output, "interactive", lambda: True)
+    declined = invoke("outbox", "flush", input="n\n")
+    err = declined.stderr
+    assert "Signer:   A. Person <a.person@home.internal>" in err
+    assert 'From:     "A. Person" <activist@example.org>' in err  # the account's own address
+    assert 'Reply-To: "A. Person" <a.person@home.internal>' in err
+    assert "│ Dear" in err and "more line(s) (--full shows the whole letter)" in err
+    assert smtp_server.count() == 0  # declined: nothing sent
+    full = invoke("outbox", "flush", "--full", input="n\n")
+    assert "Yours faithfully" in full.stderr and "more line(s)" not in full.stderr

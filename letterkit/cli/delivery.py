@@ -1100,9 +1100,16 @@ def outbox_flush(
     retry_failed: Annotated[
         bool, typer.Option("--retry-failed", help="Also retry letters the server refused before.")
     ] = False,
+    full: Annotated[
+        bool, typer.Option("--full", help="Before asking, show each letter whole (not only how it begins).")
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Deliver the letters waiting in the outbox through your mail account."""
+    """Deliver the letters waiting in the outbox through your mail account.
+
+    Before asking, each letter is shown as it will leave: signer, From, Reply-To,
+    subject and its first lines (--full: the whole letter).
+    """
     from itertools import islice
 
     from ..errors import ConfigError, NotConfirmed
@@ -1126,7 +1133,11 @@ def outbox_flush(
                     "not sending without confirmation: there is no terminal to ask on",
                     hint="pass --yes",
                 )
-            _print_rows(islice(box.iter_rows(statuses), SUMMARY_ROWS), "Outbox", when="queued")
+            from ._review import review
+
+            review(box, islice(box.iter_rows(statuses), SUMMARY_ROWS), acct, full=full)
+            if waiting > SUMMARY_ROWS:
+                _output.info(f"… and {waiting - SUMMARY_ROWS} more (letterkit outbox lists them all)")
             if not typer.confirm(
                 f"Send {waiting} letter(s) from {acct.from_addr} through account {acct.name!r}?",
                 default=False,
