@@ -210,7 +210,7 @@ def test_flush_shows_each_letter_as_it_will_leave_before_asking(invoke, tmp_path
     assert "Signer:   A. Person <a.person@home.internal>" in err
     assert 'From:     "A. Person" <activist@example.org>' in err  # the account's own address
     assert 'Reply-To: "A. Person" <a.person@home.internal>' in err
-    assert "│ Dear" in err and "more line(s) (--full shows the whole letter)" in err
+    assert "│ I am A. Person of Leeds." in err and "more line(s) (--full shows the whole letter)" in err
     assert smtp_server.count() == 0  # declined: nothing sent
     full = invoke("outbox", "flush", "--full", input="n\n")
     assert "Yours faithfully" in full.stderr and "more line(s)" not in full.stderr
