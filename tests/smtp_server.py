@@ -86,6 +86,7 @@ class RecordingHandler:
         self.dropped = 0
         self.auth_failures = 0
         self.implicit_tls = False
+        self.reject_message = "554 5.7.1 Message rejected as spam"
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         if address.lower() in self.reject_rcpt:
@@ -102,7 +103,7 @@ class RecordingHandler:
                 self.tempfail_data -= 1
                 return "451 4.3.0 Temporary local problem, try again later"
             if self.reject_data & {a.lower() for a in envelope.rcpt_tos}:
-                return "554 5.7.1 Message rejected as spam"
+                return self.reject_message
             if self.drop_after is not None and len(self.messages) >= self.drop_after:
                 self.drop_after = None  # once
                 self.dropped += 1

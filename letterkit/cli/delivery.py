@@ -1029,34 +1029,37 @@ def _row_cells(row: Row) -> list[str]:
 
 
 def _print_rows(rows: Iterable[Row], title: str, *, when: str) -> None:
-    """Rows as a table on a terminal, tab-separated lines (streamed) when piped."""
+    """Rows for people on a terminal (see :mod:`._ledger_view`), tab-separated lines when piped."""
     headers = ["id", "status", "recipient", "to", "subject", "queued_at", "sent_at", "reason"]
-    if not sys.stdout.isatty():
+    if not _output.stdout_is_terminal():
         _output.emit_tsv([headers])
         for r in rows:
             _output.emit_tsv([_row_cells(r)])
         return
-    from rich.table import Table
+    from ._ledger_view import print_rows
 
-    table = Table(title=title, title_justify="left")
-    table.add_column("#", justify="right")
-    table.add_column("status")
-    table.add_column("recipient")
-    table.add_column("to / by")
-    table.add_column("subject", overflow="ellipsis", no_wrap=True, max_width=40)
-    table.add_column(when, no_wrap=True)
-    table.add_column("reason / reply", overflow="fold")
-    for r in rows:
-        table.add_row(
-            str(r.id),
-            r.status,
-            _esc(r.recipient),
-            _esc(", ".join(r.rcpt) if r.channel == "email" else r.channel),
-            _esc(r.subject),
-            _esc((r.sent_at if when == "sent" else r.queued_at)[:16].replace("T", " ")),
-            _esc(r.reason or r.reply),
-        )
-    _output.out().print(table)
+    print_rows(rows, title, when=when)
+
+
+def _show(row_id: int, *, full: bool, as_json: bool) -> None:
+    """The whole story of one letter (``outbox show`` and ``log show``)."""
+    from ._ledger_view import print_story, story
+
+    box = _outbox(readonly=True)
+    try:
+        data = story(box, box.get(row_id))
+    finally:
+        box.close()
+    if as_json:
+        _output.emit_json("letter", {"letter": data})
+    else:
+        print_story(data, full=full)
+
+
+FullOpt = Annotated[bool, typer.Option("--full", help="Show the whole letter, not only how it begins.")]
+IdArg = Annotated[
+    int, typer.Argument(metavar="ID", help="Letter number from 'letterkit outbox' or 'letterkit log'.")
+]
 
 
 @outbox_app.callback()
@@ -1183,6 +1186,15 @@ def outbox_flush(
     _exit_for(report)
 
 
+@outbox_app.command("show")
+def outbox_show(row_id: IdArg, full: FullOpt = False, as_json: JsonOpt = False) -> None:
+    """The whole story of one letter: addresses, signer, dates, attempts, reason, files, text.
+
+    Example: letterkit outbox show 7 --full
+    """
+    _show(row_id, full=full, as_json=as_json)
+
+
 @outbox_app.command("drop")
 def outbox_drop(
     ids: Annotated[
@@ -1247,6 +1259,15 @@ def log(
             _print_rows(chain([first], it), "Ledger", when="sent")
     finally:
         box.close()
+
+
+@log_app.command("show")
+def log_show(row_id: IdArg, full: FullOpt = False, as_json: JsonOpt = False) -> None:
+    """The whole story of one letter: addresses, signer, dates, server reply, files, text.
+
+    Example: letterkit log show 7
+    """
+    _show(row_id, full=full, as_json=as_json)
 
 
 @log_app.command("done")

@@ -1,0 +1,114 @@
+"""Ledger rows for people, made for an 80-column terminal.
+
+Each letter is one line that never loses its id, status or recipient (long
+values push the line rather than being cut), the addresses on the next line,
+and a reason or server reply on a line of its own, wrapped at the terminal's
+width.  ``letterkit outbox show ID`` / ``letterkit log show ID`` tell the
+whole story of one letter.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from . import _output
+
+if TYPE_CHECKING:
+    from rich.text import Text
+
+    from ..outbox import Outbox, Row
+
+STYLE = {"sent": "green", "partial": "yellow", "failed": "red", "queued": "yellow", "dropped": "dim"}
+BODY_LINES = 8
+
+
+def _when(row: Row, when: str) -> str:
+    stamp = row.sent_at if (when == "sent" and row.sent_at) else row.queued_at
+    return stamp[:16].replace("T", " ")
+
+
+def row_text(row: Row, *, when: str) -> Text:
+    """One letter: ``#id status recipient when``, then addresses, then the reason."""
+    from rich.text import Text
+
+    text = Text(no_wrap=False, overflow="fold")
+    text.append(f"{'#' + str(row.id):>6} ", style="bold")
+    text.append(f"{row.status:<9}", style=STYLE.get(row.status, ""))
+    text.append(f"{row.recipient:<24} ")
+    text.append(_when(row, when), style="dim")
+    to = ", ".join(row.rcpt) if row.channel == "email" else f"by hand ({row.channel})"
+    text.append(f"\n{'':7}{to}")
+    reason = row.reason or (row.reply if row.status in ("sent", "partial") and row.reply else "")
+    if reason:
+        text.append(f"\n{'':7}└ {reason}", style="red" if row.status == "failed" else "dim")
+    return text
+
+
+def print_rows(rows: Iterable[Row], title: str, *, when: str) -> None:
+    """Letters for people on stdout, one block each (see :func:`row_text`)."""
+    console = _output.out()
+    console.print(f"[bold]{title}[/]  [dim](# · status · recipient · {when}; addresses; reason)[/]")
+    for row in rows:
+        console.print(row_text(row, when=when))
+
+
+def story(box: Outbox, row: Row) -> dict[str, Any]:
+    """Everything the ledger and the folders know about one letter."""
+    data = row.as_dict()
+    data["path"] = str(box.path_of(row) or "")
+    data["body"] = ""
+    stored = box.stored_message(row)
+    if stored is not None:
+        import email
+        import email.policy
+
+        from ..outbox import split_message
+
+        _meta, message = split_message(stored)
+        msg = email.message_from_bytes(message, policy=email.policy.default)
+        data["headers"] = {k: str(v) for k, v in msg.items()}
+        try:
+            data["body"] = msg.get_content() if not msg.is_multipart() else ""
+        except (LookupError, ValueError):
+            data["body"] = ""
+    return data
+
+
+def print_story(data: dict[str, Any], *, full: bool) -> None:
+    """One letter, label by label, wrapped to the terminal (stdout)."""
+    from rich.table import Table
+    from rich.text import Text
+
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold", no_wrap=True)
+    grid.add_column(overflow="fold")
+    labels = [
+        ("letter", f"#{data['id']} ({data['status']})"),
+        ("recipient", f"{data['recipient']} — {data['recipient_name']}"),
+        ("to / cc", ", ".join(data["to"]) or data["channel"]),
+        ("signer", data["signer"]),
+        ("campaign", f"{data['campaign']} / {data['template']} ({data['language']})"),
+        ("subject", data["subject"]),
+        ("queued", data["queued_at"]),
+        ("sent / done", data["sent_at"]),
+        ("attempts", str(data["attempts"])),
+        ("account", data["account"]),
+        ("message-id", data["message_id"]),
+        ("server reply" if data["status"] in ("sent", "partial") else "reason", data["reply"]),
+        ("file", data["path"]),
+    ]
+    labels += [(kind, path) for kind, path in data["files"].items()]
+    for label, value in labels:
+        if value:
+            grid.add_row(label, Text(str(value)))
+    console = _output.out()
+    console.print(grid)
+    lines = data["body"].strip("\n").splitlines()
+    shown = lines if full else lines[:BODY_LINES]
+    for line in shown:
+        console.print(Text(f"  │ {line}"))
+    if len(lines) > len(shown):
+        console.print(
+            Text(f"  │ … {len(lines) - len(shown)} more line(s) (--full shows the whole letter)"), style="dim"
+        )
