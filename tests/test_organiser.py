@@ -393,7 +393,7 @@ def test_bad_cosigner_rows_are_refused_with_line_numbers_before_anything_is_queu
     )
     result = invoke("send", "protest", "--cosigners", str(bad), *SIGN, "--rate", "0", "--yes", "--json")
     assert result.exit_code == 2, result.output
-    assert result.stdout == ""
+    assert json.loads(result.stdout)["kind"] == "error"  # the script gets a document, not an empty file
     (line,) = result.stderr.splitlines()
     assert line.startswith("error: ") and "2 bad row(s)" in line
     assert "line 5: no recorded consent for 'Dana Example'" in line
@@ -417,7 +417,12 @@ def test_require_note_refuses_unpersonalised_letters(invoke, tmp_path, smtp_serv
 
     refused = invoke(*send)
     assert refused.exit_code == 2, refused.output
-    assert refused.stdout == ""
+    assert json.loads(refused.stdout) == {
+        "version": 1,
+        "kind": "error",
+        "code": 2,
+        "message": refused.stderr[7:].strip(),
+    }
     (line,) = refused.stderr.splitlines()
     assert "personal words" in line and "--note" in line and "nothing was queued" in line
     assert nothing_queued(tmp_path) and smtp_server.count() == 0
@@ -550,7 +555,7 @@ def test_without_a_terminal_and_without_yes_nothing_is_queued(tmp_path, smtp_ser
         LETTERKIT_SMTP_PASSWORD=PASSWORD,
     )
     assert result.returncode == 2, result.stderr
-    assert result.stdout == ""
+    assert json.loads(result.stdout)["code"] == 2
     (line,) = result.stderr.splitlines()
     assert line.startswith("error: ") and "--yes" in line and "nothing was queued" in line
     assert nothing_queued(tmp_path)

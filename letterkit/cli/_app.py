@@ -8,6 +8,8 @@ is turned into one line on stderr and its exit code here, in one place.
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Sequence
 from typing import Annotated, Any
 
 import typer
@@ -89,17 +91,58 @@ _plain_parameters()
 
 
 class LetterkitGroup(TyperGroup):
-    """Maps the library's errors to a one-line message and exit code 2 (or the error's own)."""
+    """Maps the library's errors to a one-line message and exit code 2 (or the error's own).
+
+    With ``--json`` anywhere on the command line, every failure is also a JSON document
+    on stdout (``{"version", "kind": "error", "code", "message"}``), usage errors
+    included, so a script never has an empty document to parse.
+    """
+
+    json_errors = False
+
+    def main(
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        windows_expand_args: bool = True,
+        **extra: Any,
+    ) -> Any:
+        argv = list(sys.argv[1:] if args is None else args)
+        LetterkitGroup.json_errors = "--json" in argv
+        _output.STATE.json_written = False
+        if not (LetterkitGroup.json_errors and standalone_mode):
+            return super().main(argv, prog_name, complete_var, standalone_mode, windows_expand_args, **extra)
+        try:
+            code = super().main(argv, prog_name, complete_var, False, windows_expand_args, **extra)
+        except typer.TyperException as exc:  # a usage error (Click's exceptions derive from it)
+            code = getattr(exc, "exit_code", 2)
+            show = getattr(exc, "show", None)
+            if callable(show):
+                show()
+            message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
+            _json_error(code, message)
+        except typer.Abort:
+            _output.error("aborted")
+            code = 1
+        sys.exit(code if isinstance(code, int) else 0)
 
     def invoke(self, ctx: Any) -> Any:
         try:
             return super().invoke(ctx)
         except LetterkitError as exc:
             _output.error(str(exc))
+            if LetterkitGroup.json_errors and not _output.STATE.json_written:
+                _json_error(exc.exit_code, str(exc))
             raise typer.Exit(exc.exit_code) from None
         except KeyboardInterrupt:
             _output.error("interrupted; queued letters are safe in the outbox (letterkit outbox)")
             raise typer.Exit(130) from None
+
+
+def _json_error(code: int, message: str) -> None:
+    _output.emit_json("error", {"code": code, "message": " ".join(message.split())})
 
 
 app = typer.Typer(
@@ -107,9 +150,10 @@ app = typer.Typer(
     name="letterkit",
     help="Letter-writing campaigns in defence of prisoners' rights: compose, preview and send "
     "letters from your own mail account, or print them for fax, post and web forms.",
-    no_args_is_help=True,
+    invoke_without_command=True,  # bare `letterkit`: the help, exit 0
+    context_settings={"help_option_names": ["-h", "--help"]},
     pretty_exceptions_show_locals=False,
-    add_completion=False,
+    add_completion=True,  # Typer's own: letterkit --install-completion
     rich_markup_mode=None,  # plain help: Typer 0.29 prints <bool> beside every flag in Rich mode
 )
 
@@ -122,6 +166,7 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _root(
+    ctx: typer.Context,
     campaign: Annotated[
         str | None,
         typer.Option(
@@ -139,6 +184,9 @@ def _root(
     ] = False,
 ) -> None:
     _output.STATE.campaign_dir = campaign
+    if ctx.invoked_subcommand is None:
+        typer.echo(ctx.get_help())
+        raise typer.Exit(0)
 
 
 from . import campaign as _campaign_cmds  # noqa: E402  (commands register on import)

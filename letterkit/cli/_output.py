@@ -25,6 +25,7 @@ class _State:
     """Options of the root command that every subcommand needs."""
 
     campaign_dir: str | None = None
+    json_written = False  # a JSON document went to stdout (an error then needs no second one)
 
 
 STATE = _State()
@@ -103,6 +104,7 @@ def emit_json(kind: str, payload: dict[str, Any]) -> None:
     import json
 
     doc = {"version": JSON_VERSION, "kind": kind, **payload}
+    STATE.json_written = True
     sys.stdout.write(json.dumps(doc, ensure_ascii=False, indent=2, default=str) + "\n")
 
 

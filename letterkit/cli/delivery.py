@@ -244,6 +244,7 @@ def emit_json_stream(
     import json
 
     write = sys.stdout.write
+    _output.STATE.json_written = True
     dump = json.JSONEncoder(ensure_ascii=False, default=str).encode  # one encoder for every item
 
     doc = json.dumps(
