@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError
+from .errors import ConfigError, InvalidValue
 from .validation import check_address, check_header_value, check_slug
 
 APP = "letterkit"
@@ -245,10 +245,18 @@ def load_config(path: Path | None = None) -> Config:
             timeout=timeout,
         )
     defaults = raw.get("defaults", {})
+    value = defaults.get("rate", DEFAULT_RATE)
     try:
-        rate = float(defaults.get("rate", DEFAULT_RATE))
-    except (TypeError, ValueError):
-        raise ConfigError(f"{path} [defaults]: rate must be a number (letters per minute)") from None
+        if isinstance(value, bool) or not isinstance(value, int | float | str):
+            raise InvalidValue("not a rate")
+        rate = parse_rate(value, DEFAULT_RATE) if isinstance(value, str) else float(value)
+        if not 0 <= rate < float("inf"):
+            raise InvalidValue("not a rate")
+    except InvalidValue:
+        raise ConfigError(
+            f"{path} [defaults]: rate = {value!r} is not a rate",
+            hint='write e.g. rate = "20/min", "600/hour" or 0',
+        ) from None
     return Config(
         signer=signer,
         accounts=accounts,
@@ -296,3 +304,25 @@ def save_config(config: Config, path: Path | None = None) -> Path:
     atomic_write(path, header + tomli_w.dumps(doc).encode())
     config.path = path
     return path
+
+
+def parse_rate(text: str | None, default: float) -> float:
+    """``20/min``, ``20``, ``600/hour``, ``1/s`` -> letters per minute (0 = no limit).
+
+    The one reading of a rate: ``--rate`` on the command line and ``[defaults] rate``
+    in config.toml (text or a number) both come here.
+    """
+    import re
+
+    if text is None:
+        return max(0.0, default)
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(?:/\s*(s|sec|second|m|min|minute|h|hr|hour))?\s*", text, re.I)
+    if not m:
+        raise InvalidValue(f"rate {text!r} is not a rate", hint="write N/min, N/hour, or 0 for no limit")
+    n = float(m[1])
+    unit = (m[2] or "min").lower()
+    if unit.startswith("s"):
+        return n * 60
+    if unit.startswith("h"):
+        return n / 60
+    return n

@@ -214,3 +214,24 @@ def test_flush_shows_each_letter_as_it_will_leave_before_asking(invoke, tmp_path
     assert smtp_server.count() == 0  # declined: nothing sent
     full = invoke("outbox", "flush", "--full", input="n\n")
     assert "Yours faithfully" in full.stderr and "more line(s)" not in full.stderr
+
+
+@pytest.mark.parametrize(
+    ("value", "per_minute"), [('"30/min"', 30.0), ('"600/hour"', 10.0), ("12", 12.0), ("0", 0.0)]
+)
+def test_defaults_rate_reads_like_the_option(tmp_path, value, per_minute):
+    from letterkit.config import load_config
+
+    path = tmp_path / "config.toml"
+    path.write_text(f"[defaults]\nrate = {value}\n", encoding="utf-8")
+    assert load_config(path).rate == per_minute
+
+
+@pytest.mark.parametrize("value", ['"fast"', "true", "-1", "nan", '"20/fortnight"'])
+def test_a_bad_defaults_rate_names_the_file(invoke, tmp_path, value, monkeypatch):
+    config = tmp_path / "config" / "letterkit" / "config.toml"
+    config.parent.mkdir(parents=True)
+    config.write_text(f"[defaults]\nrate = {value}\n", encoding="utf-8")
+    result = invoke("send", "protest", "--dry-run", *REAL_SIGNER)
+    assert result.exit_code == 2, result.output
+    assert "config.toml [defaults]: rate" in result.stderr and "Traceback" not in result.output

@@ -409,7 +409,7 @@ def test_stale_contacts_and_non_ascii_letters(invoke, tmp_path, monkeypatch, smt
 
 
 def test_json_output_is_only_json_and_rate_is_parsed(invoke, mail_campaign, smtp_server):
-    from letterkit.cli.delivery import parse_rate
+    from letterkit.config import parse_rate
 
     assert parse_rate("20/min", 0) == 20 and parse_rate("0", 20) == 0
     assert parse_rate("600/hour", 0) == 10 and parse_rate(None, 20) == 20 and parse_rate("1/s", 0) == 60

@@ -46,6 +46,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from ..config import parse_rate
 from . import _common, _output
 from ._app import app
 from ._common import (
@@ -121,26 +122,6 @@ YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Send without asking f
 
 
 # --- helpers -----------------------------------------------------------------------------
-
-
-def parse_rate(text: str | None, default: float) -> float:
-    """``20/min``, ``20``, ``600/hour``, ``1/s`` -> letters per minute (0 = no limit)."""
-    import re
-
-    from ..errors import InvalidValue
-
-    if text is None:
-        return max(0.0, default)
-    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(?:/\s*(s|sec|second|m|min|minute|h|hr|hour))?\s*", text, re.I)
-    if not m:
-        raise InvalidValue(f"--rate {text!r} is not a rate", hint="write N/min, N/hour, or 0 for no limit")
-    n = float(m[1])
-    unit = (m[2] or "min").lower()
-    if unit.startswith("s"):
-        return n * 60
-    if unit.startswith("h"):
-        return n / 60
-    return n
 
 
 def _outbox(readonly: bool = False) -> Outbox:
