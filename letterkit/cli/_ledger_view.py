@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from . import _output
 
 if TYPE_CHECKING:
-    from rich.text import Text
+    from rich.console import Group
 
     from ..outbox import Outbox, Row
 
@@ -28,21 +28,28 @@ def _when(row: Row, when: str) -> str:
     return stamp[:16].replace("T", " ")
 
 
-def row_text(row: Row, *, when: str) -> Text:
-    """One letter: ``#id status recipient when``, then addresses, then the reason."""
+def row_text(row: Row, *, when: str) -> Group:
+    """One letter: ``#id status recipient when``, then addresses, then the reason, the
+    second and third lines indented (wrapped lines keep the indent)."""
+    from rich.console import Group
+    from rich.padding import Padding
     from rich.text import Text
 
-    text = Text(no_wrap=False, overflow="fold")
-    text.append(f"{'#' + str(row.id):>6} ", style="bold")
-    text.append(f"{row.status:<9}", style=STYLE.get(row.status, ""))
-    text.append(f"{row.recipient:<24} ")
-    text.append(_when(row, when), style="dim")
-    to = ", ".join(row.rcpt) if row.channel == "email" else f"by hand ({row.channel})"
-    text.append(f"\n{'':7}{to}")
+    head = Text(overflow="fold")
+    head.append(f"{'#' + str(row.id):>6} ", style="bold")
+    head.append(f"{row.status:<9}", style=STYLE.get(row.status, ""))
+    head.append(f"{row.recipient:<24} ")
+    head.append(_when(row, when), style="dim")
+    if row.channel == "email":
+        to = ", ".join(row.rcpt)
+    else:
+        to = "by hand" if row.channel == "hand" else f"by hand ({row.channel})"
+    parts: list[Any] = [head, Padding(Text(to, overflow="fold"), (0, 0, 0, 7))]
     reason = row.reason or (row.reply if row.status in ("sent", "partial") and row.reply else "")
     if reason:
-        text.append(f"\n{'':7}└ {reason}", style="red" if row.status == "failed" else "dim")
-    return text
+        style = "red" if row.status == "failed" else "dim"
+        parts.append(Padding(Text(f"└ {reason}", style=style, overflow="fold"), (0, 0, 0, 7)))
+    return Group(*parts)
 
 
 def print_rows(rows: Iterable[Row], title: str, *, when: str) -> None:
@@ -101,7 +108,7 @@ def print_story(data: dict[str, Any], *, full: bool) -> None:
     labels += [(kind, path) for kind, path in data["files"].items()]
     for label, value in labels:
         if value:
-            grid.add_row(label, Text(str(value)))
+            grid.add_row(label, Text(str(value), overflow="fold"))
     console = _output.out()
     console.print(grid)
     lines = data["body"].strip("\n").splitlines()
