@@ -145,7 +145,7 @@ def contacts_add(
         _output.emit_json("contact-added", {"contact": contact.as_dict(), "path": str(path)})
         return
     where = "every campaign" if all_campaigns else f"campaign {campaign.id} only"
-    groups = " as group:" + ", group:".join(contact.groups) if contact.groups else ""
+    groups = ", as group:" + ", group:".join(contact.groups) if contact.groups else ""
     _output.info(
         f"Added [bold]{contact.id}[/] ({', '.join(contact.channels)}) to {path}. It is in {where}{groups}."
     )
