@@ -141,7 +141,8 @@ class Campaign:
     root: Path
     data: dict[str, Any]
     templates: dict[str, dict[str, TemplateFile]]  # name -> language -> template
-    user_contacts: list[Contact] = field(default_factory=list)
+    user_contacts: list[Contact] = field(default_factory=list)  # the user's, in this campaign
+    other_user_contacts: list[Contact] = field(default_factory=list)  # the user's, not in it
 
     @property
     def id(self) -> str:
@@ -198,6 +199,24 @@ class Campaign:
         return (
             f"this campaign asked for action before {self.act_before}; that date has passed — "
             "check that the appeal is still current"
+        )
+
+    def unscoped_warning(self) -> str:
+        """A sentence about the user's contacts that belong to no campaign ("" if none).
+
+        Before letterkit scoped a user's contacts, each one joined every campaign;
+        those are left out now (a wrong letter to an embassy is worse than a missing
+        one), and this says so and how to put them back.
+        """
+        ids = [c.id for c in self.other_user_contacts if not c.campaigns]
+        if not ids:
+            return ""
+        from .config import user_contacts_path
+
+        return (
+            f"your contact(s) {', '.join(ids)} belong to no campaign and are left out; "
+            f'in {user_contacts_path()} add campaigns = ["{self.id}"] to each (or ["*"] for '
+            "all your campaigns)"
         )
 
     @property
@@ -295,12 +314,13 @@ def load_campaign(
         templates.setdefault(t.name, {})[t.language] = t
     if not templates:
         fail(CampaignError(f"{tdir}: no templates (NAME.LANG.txt.j2) found"))
-    user: list[Contact] = []
+    campaign = Campaign(root=folder, data=data, templates=templates)
     if with_user_contacts:
         from .config import user_contacts_path
 
-        user = load_contacts(user_contacts_path(), user=True, problems=problems, missing_ok=True)
-    campaign = Campaign(root=folder, data=data, templates=templates, user_contacts=user)
+        mine = load_contacts(user_contacts_path(), user=True, problems=problems, missing_ok=True)
+        campaign.user_contacts = [c for c in mine if c.applies_to(campaign.id)]
+        campaign.other_user_contacts = [c for c in mine if not c.applies_to(campaign.id)]
     if problems is not None:  # checking: read every contact now and collect what is wrong
         campaign.__dict__["campaign_contacts"] = load_contacts(campaign.recipients_path, problems=problems)
     return campaign

@@ -8,9 +8,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .campaign import bundled_campaign_dir, find_campaign_dir, load_campaign
+from .campaign import Campaign, bundled_campaign_dir, find_campaign_dir, load_campaign
 from .config import Signer
-from .contacts import select
+from .contacts import Contact, checked_problem, number_problem, select
 from .cosigners import Cosigner
 from .errors import CampaignError, LetterkitError
 
@@ -36,49 +36,113 @@ class CheckReport:
     contacts: int = 0
     templates: int = 0
     letters: int = 0
+    campaign: str = ""  # the campaign's id
+    user_contacts: list[dict[str, Any]] = field(default_factory=list)  # id, campaigns, applies
 
     @property
     def ok(self) -> bool:
         return not self.problems
 
+    def problem(self, message: str) -> None:
+        """Record a problem once: the same broken contact is met while loading and again
+        while rendering each template, and a user should read about it once."""
+        if message not in self.problems:
+            self.problems.append(message)
+
+    def warn(self, message: str) -> None:
+        if message not in self.warnings:
+            self.warnings.append(message)
+
+    def user_summary(self) -> str:
+        """Which of the user's own contacts this campaign uses, as a sentence ("" if none)."""
+        if not self.user_contacts:
+            return ""
+        used = [f"{c['id']} ({c['scope']})" for c in self.user_contacts if c["applies"]]
+        other = [f"{c['id']} ({c['scope']})" for c in self.user_contacts if not c["applies"]]
+        text = f"your contacts in campaign {self.campaign}: {', '.join(used) or 'none'}"
+        if other:
+            text += f"; not in it: {', '.join(other)}"
+        return text
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "root": str(self.root),
+            "campaign": self.campaign,
             "ok": self.ok,
             "problems": self.problems,
             "warnings": self.warnings,
             "contacts": self.contacts,
+            "user_contacts": self.user_contacts,
             "templates": self.templates,
             "letters": self.letters,
         }
 
 
-def check_campaign(directory: str | os.PathLike[str] | None = None) -> CheckReport:
-    """Load, resolve and render everything in a campaign; collect every problem.
+def _check_contact(report: CheckReport, c: Contact) -> None:
+    """Numbers, dates and provenance of one contact (a campaign's or the user's)."""
+    where = f"{c.origin} (contact {c.id})"
+    for kind, number in [("fax", c.fax), *(("phone", p) for p in c.phone)]:
+        problem = number_problem(number) if number else ""
+        if problem:
+            report.problem(f"{where}: {kind} {problem}")
+    if c.checked:
+        problem = checked_problem(c.checked)
+        if problem:
+            report.problem(f"{where}: {problem}")
+    else:
+        report.warn(f"{c.origin}: contact {c.id} has no 'checked' date")
+    if not c.source:
+        report.warn(f"{c.origin}: contact {c.id} has no 'source' (where the details come from)")
 
-    Checks TOML syntax, unique ids, valid addresses and header values, that
-    every selector resolves and that every template renders for every
-    recipient it targets (with full and with minimal signer details).
+
+def _check_case(report: CheckReport, campaign: Campaign) -> None:
+    """Warnings about the case itself: no demands, a passed deadline, an unedited copy."""
+    case = campaign.root / "templates" / "campaign.toml"
+    if not campaign.data.get("demands"):
+        report.warn(f"{case}: no demands listed")
+    if campaign.deadline_warning():
+        report.warn(f"{case}: {campaign.deadline_warning()}")
+    bundled = bundled_campaign_dir()
+    if campaign.data and campaign.root.resolve() != bundled.resolve():
+        original = load_campaign(bundled, with_user_contacts=False).data
+        if all(campaign.data.get(k) == original.get(k) for k in ("id", "title", "summary")):
+            report.warn(
+                f"{case}: this is still the bundled campaign (id {campaign.id!r}, its title and "
+                "summary); for a new case give it its own id, title and summary — the ledger "
+                "counts letters under this id as the bundled campaign's"
+            )
+
+
+def check_campaign(directory: str | os.PathLike[str] | None = None) -> CheckReport:
+    """Load, resolve and render everything in a campaign; collect every problem, once.
+
+    Checks TOML syntax, unique ids, valid addresses, header values, fax and phone
+    numbers and ``checked`` dates, that every selector resolves and that every
+    template renders for every recipient it targets (with full and with minimal
+    signer details).  The user's own contacts (contacts.toml) are checked too, and
+    those in this campaign take part, as they would in ``send``.
     """
     from .letters import Renderer, compose
 
     root = find_campaign_dir(directory)
     report = CheckReport(root=root)
     errors: list[LetterkitError] = []
-    campaign = load_campaign(root, with_user_contacts=False, problems=errors)
-    report.problems.extend(str(e) for e in errors)
+    campaign = load_campaign(root, problems=errors)
+    for e in errors:
+        report.problem(str(e))
+    report.campaign = campaign.id
     report.contacts = len(campaign.contacts)
     report.templates = sum(len(v) for v in campaign.templates.values())
-    if not campaign.data.get("demands"):
-        report.warnings.append(f"{root / 'templates' / 'campaign.toml'}: no demands listed")
-    for c in campaign.contacts:
-        if not c.source:
-            report.warnings.append(
-                f"{c.origin}: contact {c.id} has no 'source' (where the details come from)"
-            )
-        if not c.checked:
-            report.warnings.append(f"{c.origin}: contact {c.id} has no 'checked' date")
-    seen: set[str] = set()
+    _check_case(report, campaign)
+    mine = sorted(campaign.user_contacts + campaign.other_user_contacts, key=lambda c: c.id)
+    report.user_contacts = [
+        {"id": c.id, "campaigns": list(c.campaigns), "scope": c.scope, "applies": c.applies_to(campaign.id)}
+        for c in mine
+    ]
+    if campaign.unscoped_warning():
+        report.warn(campaign.unscoped_warning())
+    for c in [*campaign.campaign_contacts, *mine]:
+        _check_contact(report, c)
     renderer = Renderer(campaign)
     for name, versions in sorted(campaign.templates.items()):
         for lang, t in sorted(versions.items()):
@@ -89,7 +153,7 @@ def check_campaign(directory: str | os.PathLike[str] | None = None) -> CheckRepo
                         select(campaign.contacts, [sel])
                         valid[sel_kind].append(sel)
                     except LetterkitError as exc:
-                        report.problems.append(f"{t.path}: {sel_kind} selector {sel!r}: {exc.message}")
+                        report.problem(f"{t.path}: {sel_kind} selector {sel!r}: {exc.message}")
             # render even when a selector is wrong: for the valid ones, else for every contact
             to = valid["to"] or [c.id for c in campaign.contacts]
             if not to:
@@ -109,10 +173,7 @@ def check_campaign(directory: str | os.PathLike[str] | None = None) -> CheckRepo
                     ):
                         report.letters += 1
                 except LetterkitError as exc:
-                    msg = str(exc)
-                    if msg not in seen:
-                        seen.add(msg)
-                        report.problems.append(msg)
+                    report.problem(str(exc))
     return report
 
 

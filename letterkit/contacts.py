@@ -2,8 +2,12 @@
 
 A campaign's ``recipients.toml`` holds ``[[contact]]`` tables; the user's own
 contacts (``letterkit contacts add``, e.g. the Kazakhstan embassy in their
-country) live in ``contacts.toml`` in the config dir and are merged into every
-campaign.  Selectors pick contacts: a contact ``id`` or ``group:NAME``.
+country) live in ``contacts.toml`` in the config dir.  Each one says which
+campaigns it belongs to (``campaigns = ["dolinka-2010"]``, or ``["*"]`` for all):
+an embassy added for one case must not receive letters about another country
+because both campaigns happen to use ``group:missions``.  A user contact without
+the key (written before letterkit scoped them) belongs to no campaign until the
+user says which.  Selectors pick contacts: a contact ``id`` or ``group:NAME``.
 """
 
 from __future__ import annotations
@@ -27,10 +31,12 @@ from .validation import check_address, check_header_value, check_slug, header_sa
 CHANNELS = ("email", "fax", "post", "web")
 CHUNK_CONTACTS = 64  # contacts parsed at a time from a recipients file (memory stays flat)
 STALE_AFTER_DAYS = 365  # contact data older than this is flagged for re-checking
+ALL_CAMPAIGNS = "*"  # in a user contact's ``campaigns``: every campaign
+_NUMBER_RE = re.compile(r"\+?[0-9 ()-]+")
 
 _FIELDS = {
     "id", "name", "groups", "salutation", "language", "email", "cc", "fax", "phone",
-    "address", "web_form", "source", "checked", "notes",
+    "address", "web_form", "source", "checked", "notes", "campaigns",
 }  # fmt: skip
 
 
@@ -53,6 +59,7 @@ class Contact:
     checked: str = ""
     notes: str = ""
     user: bool = False  # added by the user (contacts.toml in the config dir)
+    campaigns: tuple[str, ...] = ()  # a user contact's campaign ids ("*": all; none: no campaign)
     origin: str = field(default="", compare=False)  # "file:line" where it was defined
 
     @property
@@ -77,6 +84,23 @@ class Contact:
         today = today or clock.today()
         return when is None or (today - when).days > STALE_AFTER_DAYS
 
+    def applies_to(self, campaign_id: str) -> bool:
+        """True if this contact belongs to the campaign (every campaign contact does)."""
+        if not self.user:
+            return True
+        return ALL_CAMPAIGNS in self.campaigns or campaign_id in self.campaigns
+
+    @property
+    def scope(self) -> str:
+        """Which campaigns a user contact is in, for people ("" for a campaign's own)."""
+        if not self.user:
+            return ""
+        if ALL_CAMPAIGNS in self.campaigns:
+            return "all campaigns"
+        if not self.campaigns:
+            return "no campaign"
+        return ", ".join(self.campaigns)
+
     def template_view(self) -> dict[str, Any]:
         """What a template sees as ``recipient``."""
         return {
@@ -100,8 +124,39 @@ class Contact:
         data = self.template_view()
         data["notes"] = self.notes
         data["user"] = self.user
+        if self.user:
+            data["campaigns"] = list(self.campaigns)
         data["channels"] = list(self.channels)
         return data
+
+
+def number_problem(number: str) -> str:
+    """Why a fax or phone number is not E.164-ish ("" if it is): an optional +, then
+    digits, spaces, dashes and parentheses, with 7 to 15 digits in all."""
+    if not _NUMBER_RE.fullmatch(number):
+        return (
+            f"{number!r} is not a phone number: use digits, spaces, dashes and "
+            "parentheses, with an optional + in front"
+        )
+    digits = sum(ch.isdigit() for ch in number)
+    if not 7 <= digits <= 15:
+        return f"{number!r} has {digits} digits; a phone number with its country code has 7 to 15"
+    return ""
+
+
+def checked_problem(checked: str, today: dt.date | None = None) -> str:
+    """Why a ``checked`` value is wrong ("" if it is a real, past YYYY-MM or YYYY-MM-DD)."""
+    m = re.fullmatch(r"(\d{4})-(\d{2})(?:-(\d{2}))?", checked)
+    if not m:
+        return f"checked {checked!r} is not a date like 2026-11 or 2026-11-26"
+    try:
+        when = dt.date(int(m[1]), int(m[2]), int(m[3] or 1))
+    except ValueError:
+        return f"checked {checked!r} is not a real date"
+    today = today or clock.today()
+    if when > today:
+        return f"checked {checked!r} is in the future (today is {today.isoformat()})"
+    return ""
 
 
 def _as_list(value: Any, key: str, where: str) -> tuple[str, ...]:
@@ -151,6 +206,15 @@ def contact_from_table(table: dict[str, Any], where: str, *, user: bool = False)
     for url in web_form:
         if not re.match(r"^https?://\S+$", url):
             raise ContactError(f"{where}: web_form {url!r} is not an http(s) URL")
+    campaigns = _as_list(table.get("campaigns"), "campaigns", where)
+    if campaigns and not user:
+        raise ContactError(
+            f"{where}: 'campaigns' is only for your own contacts (contacts.toml)",
+            hint="a campaign's recipients.toml belongs to that campaign already; remove the key",
+        )
+    for cid_ in campaigns:
+        if cid_ != ALL_CAMPAIGNS:
+            check_slug(cid_, f"{where}: campaigns")
     language = strings["language"] or "en"
     if not re.fullmatch(r"[a-z]{2,3}(?:-[A-Za-z0-9]+)?", language):
         raise ContactError(f"{where}: language {language!r} is not a language code like 'en' or 'ru'")
@@ -170,6 +234,7 @@ def contact_from_table(table: dict[str, Any], where: str, *, user: bool = False)
         checked=strings["checked"],
         notes=strings["notes"],
         user=user,
+        campaigns=campaigns,
         origin=where.split(" (contact")[0],
     )
 
@@ -373,6 +438,7 @@ def _table_for_file(contact: Contact) -> dict[str, Any]:
         "source": contact.source,
         "checked": contact.checked,
         "notes": contact.notes,
+        "campaigns": list(contact.campaigns),
     }
     data.update({k: v for k, v in optional.items() if v})
     return data
@@ -389,6 +455,24 @@ def save_user_contacts(contacts: Sequence[Contact], path: Path) -> None:
     )
     body = tomli_w.dumps({"contact": [_table_for_file(c) for c in contacts]}) if contacts else ""
     atomic_write(path, (header + body).encode(), mode=0o644)
+
+
+def validate_new_contact(contact: Contact, today: dt.date | None = None) -> Contact:
+    """The stricter checks for a contact being added now: a channel, E.164-ish numbers,
+    a real ``checked`` date that is not in the future.  (Files already written are
+    loaded leniently and reported by ``letterkit check``.)"""
+    if not contact.channels:
+        raise ContactError(
+            f"contact {contact.id!r} needs at least one of --email, --fax, --address or --web-form",
+        )
+    for kind, number in [("--fax", contact.fax), *(("--phone", p) for p in contact.phone)]:
+        problem = number_problem(number) if number else ""
+        if problem:
+            raise ContactError(f"{kind}: {problem}", hint="e.g. +43 1 890 80 08-20")
+    problem = checked_problem(contact.checked, today)
+    if problem:
+        raise ContactError(f"--checked: {problem}", hint="e.g. --checked 2026-11-26")
+    return contact
 
 
 def add_user_contact(contact: Contact, path: Path, existing_ids: Iterable[str] = ()) -> None:

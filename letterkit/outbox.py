@@ -16,8 +16,9 @@ transmission.
 
 Ledger statuses: ``queued`` (in the outbox), ``failed`` (refused permanently;
 still in the outbox with the reason), ``sent``, ``partial`` (some recipients
-refused), ``prepared`` (written out for delivery by hand) and ``done``
-(delivered by hand).  A letter's identity is :attr:`letterkit.letters.Letter.key`
+refused), ``prepared`` (written out for delivery by hand), ``done``
+(delivered by hand) and ``dropped`` (taken out of the outbox unsent; the row stays
+as the record, with when in ``sent_at``).  A letter's identity is :attr:`letterkit.letters.Letter.key`
 (campaign/template/recipient/signer): :meth:`Outbox.queue` skips keys already
 sent, prepared or done (unless ``resend``) and keys still in the outbox.
 
@@ -91,7 +92,7 @@ if TYPE_CHECKING:
     from .letters import Letter
     from .transport import DeliveryResult, Transport
 
-STATUSES = ("queued", "failed", "sent", "partial", "prepared", "done")
+STATUSES = ("queued", "failed", "sent", "partial", "prepared", "done", "dropped")
 IN_OUTBOX = ("queued", "failed")
 DELIVERED = ("sent", "partial", "prepared", "done")
 HAND_CHANNELS = ("fax", "post", "web")
@@ -1033,8 +1034,13 @@ class Outbox:
 
     # --- hand letters and removal ------------------------------------------------------
 
-    def mark_done(self, row_id: int, via: str) -> Row:
-        """Record that a prepared letter was delivered by hand (fax, post or web form)."""
+    def mark_done(self, row_id: int, via: str, *, force: bool = False) -> Row:
+        """Record that a prepared letter was delivered by hand (fax, post or web form).
+
+        Marking it again by the same channel changes nothing; by another channel it
+        is refused unless ``force`` (a record of delivery is not silently rewritten),
+        and then the earlier record is kept in the letter's ``reply``.
+        """
         if via not in HAND_CHANNELS:
             raise OutboxError(f"unknown channel {via!r}", hint=f"use one of: {', '.join(HAND_CHANNELS)}")
         row = self.get(row_id)
@@ -1043,26 +1049,53 @@ class Outbox:
                 f"letter #{row_id} is {row.status}, not a letter prepared for delivery by hand",
                 hint="'letterkit log' lists prepared letters",
             )
+        note = row.reply
+        if row.status == "done":
+            if row.channel == via:
+                return row
+            earlier = f"recorded first as delivered by {row.channel} on {row.sent_at[:10]}"
+            if not force:
+                raise OutboxError(
+                    f"letter #{row_id} is already {earlier}",
+                    hint=f"if it went by {via} instead (or too), pass --force: the earlier record is kept",
+                )
+            note = "; ".join(n for n in (row.reply, earlier) if n)
         self._write_db().execute(
-            "UPDATE letters SET status = 'done', channel = ?, sent_at = ? WHERE id = ?",
-            (via, _now(), row_id),
+            "UPDATE letters SET status = 'done', channel = ?, sent_at = ?, reply = ? WHERE id = ?",
+            (via, _now(), note, row_id),
         )
         return self.get(row_id)
 
-    def drop(self, row_id: int) -> Row:
-        """Remove a queued or failed letter from the outbox (file, stored message and ledger row)."""
-        with self._locked():
-            self.reconcile()
-            row = self.get(row_id)
+    def droppable(self, row_ids: Iterable[int]) -> list[Row]:
+        """The letters :meth:`drop` would take out (raises for one not in the outbox):
+        what to show a person before asking."""
+        rows = [self.get(row_id) for row_id in row_ids]
+        for row in rows:
             if row.status not in IN_OUTBOX:
                 raise OutboxError(
-                    f"letter #{row_id} is {row.status}, not waiting in the outbox",
+                    f"letter #{row.id} is {row.status}, not waiting in the outbox",
                     hint="'letterkit outbox' lists what can be dropped",
                 )
+        return rows
+
+    def drop(self, row_id: int) -> Row:
+        """Take a queued or failed letter out of the outbox: it is not sent.
+
+        Its file and stored message go; its ledger row stays as the record
+        (status ``dropped``, the time in ``sent_at``, what it was in ``reply``), so
+        ``letterkit log`` still shows what happened to it.  Returns the row as it was.
+        """
+        with self._locked():
+            self.reconcile()
+            (row,) = self.droppable([row_id])
+            was = f"dropped by you; it was {row.status}" + (f": {row.reply}" if row.reply else "")
             conn = self._write_db()
             conn.execute("BEGIN")
             conn.execute("DELETE FROM messages WHERE id = ?", (row_id,))
-            conn.execute("DELETE FROM letters WHERE id = ?", (row_id,))
+            conn.execute(
+                "UPDATE letters SET status = 'dropped', sent_at = ?, reply = ? WHERE id = ?",
+                (_now(), was, row_id),
+            )
             conn.execute("COMMIT")
             with suppress(FileNotFoundError):
                 self.outbox_file(row.file).unlink()

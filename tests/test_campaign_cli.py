@@ -16,7 +16,7 @@ def test_contacts_lists_every_contact_of_the_appeal(invoke):
     result = invoke("contacts")
     assert result.exit_code == 0, result.output
     rows = [line.split("\t") for line in result.stdout.splitlines()]  # piped: tab-separated
-    assert rows[0] == ["id", "name", "groups", "channels", "checked", "stale", "yours"]
+    assert rows[0] == ["id", "name", "groups", "channels", "checked", "stale", "yours", "campaigns"]
     channels = {r[0]: r[3] for r in rows[1:]}
     assert channels == {
         "kz-osce-delegation": "email,fax,post,web",
@@ -284,8 +284,8 @@ def test_contacts_add_embassy_and_remove(invoke, isolated):
     mine = next(c for c in doc["contacts"] if c["id"] == "embassy-xx")
     assert mine["user"] is True and mine["stale"] is False
     rows = [line.split("\t") for line in invoke("contacts").stdout.splitlines()]  # piped: TSV
-    assert rows[0][-1] == "yours"
-    assert [rows[-1][0], rows[-1][-1]] == ["embassy-xx", "yes"]
+    assert rows[0][-2:] == ["yours", "campaigns"]
+    assert [rows[-1][0], *rows[-1][-2:]] == ["embassy-xx", "yes", "dolinka-2010"]
     # the new embassy is one of the protest's recipients now
     letters = json.loads(invoke("preview", "protest", "--json", *SIGNER).stdout)["letters"]
     assert "embassy-xx" in {lt["recipient"] for lt in letters}

@@ -112,6 +112,7 @@ class LetterkitGroup(TyperGroup):
         argv = list(sys.argv[1:] if args is None else args)
         LetterkitGroup.json_errors = "--json" in argv
         _output.STATE.json_written = False
+        _output.STATE.warned_unscoped = False
         if not (LetterkitGroup.json_errors and standalone_mode):
             return super().main(argv, prog_name, complete_var, standalone_mode, windows_expand_args, **extra)
         try:

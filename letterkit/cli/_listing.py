@@ -36,10 +36,10 @@ def show_contacts(*, group: str | None = None, channel: str | None = None, as_js
         return
     stale = [c for c in chosen if c.is_stale()]
     if not _output.stdout_is_terminal():
-        rows = [["id", "name", "groups", "channels", "checked", "stale", "yours"]]
+        rows = [["id", "name", "groups", "channels", "checked", "stale", "yours", "campaigns"]]
         rows += [
             [c.id, c.name, ",".join(c.groups), ",".join(c.channels), c.checked,
-             "yes" if c.is_stale() else "no", "yes" if c.user else "no"]
+             "yes" if c.is_stale() else "no", "yes" if c.user else "no", ",".join(c.campaigns)]
             for c in chosen
         ]  # fmt: skip
         _output.emit_tsv(rows)
@@ -57,10 +57,13 @@ def show_contacts(*, group: str | None = None, channel: str | None = None, as_js
             checked = escape(c.checked or "never")
             if c.is_stale():
                 checked = f"[yellow]{checked}*[/]"
-            name = escape(c.name) + (" [cyan](yours)[/]" if c.user else "")
+            name = escape(c.name) + (f" [cyan](yours: {escape(c.scope)})[/]" if c.user else "")
             channels = ", ".join(CHANNEL_LABELS[ch] for ch in c.channels)
             table.add_row(escape(c.id), name, escape("\n".join(c.groups)), channels, checked)
         _output.out().print(table)
+    if campaign.other_user_contacts:
+        others = ", ".join(f"{c.id} ({c.scope})" for c in campaign.other_user_contacts)
+        _output.info(f"Not in this campaign ({campaign.id}), of your contacts: {others}.")
     if not chosen:
         _output.warn("no contact matches" if (group or channel) else "this campaign has no contacts")
     if stale:

@@ -25,6 +25,7 @@ class _State:
     """Options of the root command that every subcommand needs."""
 
     campaign_dir: str | None = None
+    warned_unscoped = False  # the warning about unscoped user contacts was given in this run
     json_written = False  # a JSON document went to stdout (an error then needs no second one)
 
 
@@ -111,7 +112,11 @@ def emit_json(kind: str, payload: dict[str, Any]) -> None:
 def load_campaign(*, with_user_contacts: bool = True) -> Campaign:
     from ..campaign import load_campaign as _load
 
-    return _load(STATE.campaign_dir, with_user_contacts=with_user_contacts)
+    campaign = _load(STATE.campaign_dir, with_user_contacts=with_user_contacts)
+    if with_user_contacts and not STATE.warned_unscoped and campaign.unscoped_warning():
+        STATE.warned_unscoped = True
+        warn(campaign.unscoped_warning())
+    return campaign
 
 
 def load_config() -> Config:

@@ -98,13 +98,30 @@ def contacts_add(
             "--checked", metavar="DATE", help="When the details were checked (YYYY-MM-DD). Default: today."
         ),
     ] = None,
+    all_campaigns: Annotated[
+        bool,
+        typer.Option(
+            "--all-campaigns",
+            help="Put it in every campaign you use, not only the current one (its groups then "
+            "pick it in all of them).",
+        ),
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Add a contact of your own (e.g. Kazakhstan's embassy in your country) to every campaign."""
+    """Add a contact of your own (e.g. Kazakhstan's embassy in your country) to the current campaign.
+
+    It is stored in contacts.toml with campaigns = ["ID"] (the current campaign's id), so a
+    letter about another case never reaches it through a shared group; --all-campaigns
+    stores campaigns = ["*"].
+
+    Example: letterkit --campaign dolinka/ contacts add --id embassy-uk --name "Embassy of
+    Kazakhstan, London" --group kazakhstan --email embassy@example.org
+    """
 
     from ..config import user_contacts_path
-    from ..contacts import add_user_contact, contact_from_table
+    from ..contacts import ALL_CAMPAIGNS, add_user_contact, contact_from_table, validate_new_contact
 
+    campaign = _output.load_campaign()
     table = {
         "id": id,
         "name": name,
@@ -119,23 +136,18 @@ def contacts_add(
         "language": language,
         "source": source or "added by you",
         "checked": checked or clock.today().isoformat(),
+        "campaigns": [ALL_CAMPAIGNS if all_campaigns else campaign.id],
     }
-    contact = contact_from_table(table, "--", user=True)
-    if not contact.channels:
-        from ..errors import ContactError
-
-        raise ContactError(
-            f"contact {id!r} needs at least one of --email, --fax, --address or --web-form",
-        )
-    campaign = _output.load_campaign()
+    contact = validate_new_contact(contact_from_table(table, "--", user=True))
     path = user_contacts_path()
     add_user_contact(contact, path, existing_ids=[c.id for c in campaign.campaign_contacts])
     if as_json:
         _output.emit_json("contact-added", {"contact": contact.as_dict(), "path": str(path)})
         return
+    where = "every campaign" if all_campaigns else f"campaign {campaign.id} only"
+    groups = ", as group:" + ", group:".join(contact.groups) if contact.groups else ""
     _output.info(
-        f"Added [bold]{contact.id}[/] ({', '.join(contact.channels)}) to {path}. "
-        f"It is in every campaign{' as group:' + ', group:'.join(contact.groups) if contact.groups else ''}."
+        f"Added [bold]{contact.id}[/] ({', '.join(contact.channels)}) to {path}. It is in {where}{groups}."
     )
 
 
@@ -261,7 +273,10 @@ def check(
     ] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Validate a campaign folder and report every problem at once."""
+    """Validate a campaign folder (and your own contacts) and report every problem once.
+
+    Example: letterkit check my-campaign/
+    """
     from ..checker import check_campaign
 
     report = check_campaign(directory or _output.STATE.campaign_dir)
@@ -272,6 +287,8 @@ def check(
             _output.error(p)
         for w in report.warnings:
             _output.warn(w)
+        if report.user_summary():
+            _output.info(report.user_summary())
         if report.ok:
             _output.info(
                 f"[green]ok:[/] {report.root}: {report.contacts} contacts, {report.templates} templates, "

@@ -1182,13 +1182,35 @@ def outbox_drop(
     ids: Annotated[
         list[int], typer.Argument(metavar="ID...", help="Letter number(s) from 'letterkit outbox'.")
     ],
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Drop without asking for confirmation.")] = False,
 ) -> None:
-    """Remove letters from the outbox (they are not sent; the ledger forgets them)."""
+    """Take letters out of the outbox: they are not sent; the log keeps them as dropped.
+
+    Asks first on a terminal; without one, --yes is required (as for send and flush).
+
+    Example: letterkit outbox drop 3 4 --yes
+    """
+    from ..errors import NotConfirmed
+
+    if not yes and not _output.interactive():
+        raise NotConfirmed(
+            "not dropping without confirmation: there is no terminal to ask on",
+            hint="pass --yes; nothing was dropped",
+        )
     box = _outbox()
     try:
+        if not yes:
+            for row in box.droppable(ids):
+                _output.info(f"#{row.id} {row.status} to {_esc(row.recipient)}: {_esc(row.subject)}")
+            if not typer.confirm(
+                f"Drop {len(ids)} letter(s)? They will not be sent", default=False, err=True
+            ):
+                raise NotConfirmed("you declined; the letters stay in the outbox")
         for row_id in ids:
             row = box.drop(row_id)
-            _output.info(f"Dropped #{row.id} to {_esc(row.recipient)} ({row.status}).")
+            _output.info(
+                f"Dropped #{row.id} to {_esc(row.recipient)} (was {row.status}); 'letterkit log' keeps it."
+            )
     finally:
         box.close()
 
@@ -1215,13 +1237,13 @@ def log(
     show_all: Annotated[bool, typer.Option("--all", help="Also letters still queued or failed.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """List the letters sent (or partly refused), prepared by hand and delivered by hand."""
+    """List the letters sent (or partly refused), prepared by hand, delivered by hand and dropped."""
     from ..outbox import DELIVERED, STATUSES
 
     if ctx.invoked_subcommand:
         return
     box = _outbox(readonly=True)
-    statuses = STATUSES if show_all else DELIVERED
+    statuses = STATUSES if show_all else (*DELIVERED, "dropped")
     try:
         rows: Iterable[Row] = (
             box.rows(statuses, campaign=campaign, limit=limit)
@@ -1256,12 +1278,15 @@ def log_show(row_id: IdArg, full: FullOpt = False, as_json: JsonOpt = False) -> 
 def log_done(
     row_id: Annotated[int, typer.Argument(metavar="ID", help="Letter number from 'letterkit log'.")],
     via: Annotated[str, typer.Option("--via", metavar="fax|post|web", help="How you delivered it.")],
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace an earlier --via (the earlier one is kept as a note).")
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Record that you delivered a prepared letter by fax, post or web form."""
     box = _outbox()
     try:
-        row = box.mark_done(row_id, via)
+        row = box.mark_done(row_id, via, force=force)
     finally:
         box.close()
     if as_json:
