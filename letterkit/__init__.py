@@ -50,9 +50,12 @@ _EXPORTS = {
     "load_cosigners": "cosigners",
     # queue, deliver, ledger
     "Outbox": "outbox",
-    "send_letters": "outbox",
-    "SendReport": "outbox",
-    "Row": "outbox",
+    "Ledger": "ledger",
+    "Row": "ledger",
+    "deliver": "delivery",
+    "send_letters": "delivery",
+    "SendReport": "delivery",
+    "DeliveryReport": "delivery",
     "SmtpTransport": "transport",
     "DeliveryResult": "transport",
     "get_password": "credentials",
@@ -103,6 +106,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, eagerly
     from .config import Account, Config, Signer, config_dir, data_dir, load_config, save_config
     from .contacts import CHANNELS, Contact, filter_contacts, select
     from .cosigners import Cosigner, load_cosigners
+    from .delivery import DeliveryReport, SendReport, deliver, send_letters
     from .errors import (
         CampaignError,
         ConfigError,
@@ -116,4 +120,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, eagerly
         TemplateError,
         TransportError,
     )
+    from .ledger import Ledger, Row
     from .letters import Letter, Renderer, compose, compose_all, plan, to_message
+    from .outbox import Outbox
+    from .transport import DeliveryResult, SmtpTransport

@@ -24,15 +24,11 @@ Failures are sorted into three kinds:
   after the retries: exit code 1).  The caller stops the batch; letters stay
   queued.
 
-Each time a command is sent (MAIL, RCPT, DATA, the message), and before its
-reply is read, :meth:`SmtpTransport.send` can call the caller's
-``while_waiting`` to do a little work (the outbox records the letter before
-and fetches the next one then): the client's bookkeeping overlaps the
-server's work instead of adding to it.  Commands still go one at a time,
-each answered before the next is sent (no PIPELINING is assumed).  The
-MAIL/RCPT/DATA exchange is written here on top of smtplib's connection:
-addresses are already validated, so smtplib's address re-parsing (a good
-part of its cost per message) is not needed.
+Each letter is one MAIL/RCPT/DATA exchange through smtplib's own commands,
+each reply awaited in a blocking read (the process sleeps while the server
+works).  Every line ending of the message becomes CRLF before it is sent and
+dot-stuffed after that: no bare CR or LF ever reaches the wire (RFC 5321 2.3.8;
+a lenient server could otherwise be made to see a second, smuggled message).
 
 No password is ever put in an exception, a log line or a repr: it is fetched
 from the ``password_provider`` just before AUTH and kept in a local variable.
@@ -109,12 +105,7 @@ class DeliveryResult:
 
 
 class Transport(Protocol):
-    """What :meth:`letterkit.outbox.Outbox.deliver` needs from a transport.
-
-    A transport whose ``supports_while_waiting`` is true also takes
-    ``send(..., while_waiting=callable)`` and calls it whenever it waits for
-    the server (several times per message); see :class:`SmtpTransport`.
-    """
+    """What :func:`letterkit.delivery.deliver` needs from a transport."""
 
     account: Account
 
@@ -147,32 +138,13 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def to_crlf(data: bytes) -> bytes:
-    """Line endings as SMTP wants them (CRLF), whatever the stored file used."""
-    if b"\r\n" in data:
-        data = data.replace(b"\r\n", b"\n")
-    return data.replace(b"\n", b"\r\n")
-
-
-SPIN_SECONDS = 0.002  # replies faster than this are watched for without sleeping (see _reply)
-
-
-def _cpus() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
-
-
+_LINE_END = re.compile(rb"\r\n|\r|\n")
 _LEADING_DOT = re.compile(rb"(?m)^\.")  # RFC 5321 4.5.2: a line starting with "." gets another
 
 
-class _CallersOwn(Exception):
-    """An error raised by the caller's ``while_waiting``: passed on as it is, never retried."""
-
-    def __init__(self, error: Exception) -> None:
-        super().__init__(str(error))
-        self.error = error
+def to_crlf(data: bytes) -> bytes:
+    """Every line ending (CRLF, a bare CR, a bare LF) as CRLF: what SMTP allows on the wire."""
+    return _LINE_END.sub(b"\r\n", data)
 
 
 class _Temporary(Exception):
@@ -197,8 +169,6 @@ class SmtpTransport:
     ``lambda: credentials.get_password(account, interactive=False)``.
     """
 
-    supports_while_waiting = True
-
     def __init__(
         self,
         account: Account,
@@ -216,9 +186,6 @@ class SmtpTransport:
         self.timeout = timeout or account.timeout
         self._sleep = sleep
         self._smtp: smtplib.SMTP | None = None
-        self._latency = 0.0  # how long the server takes to answer (moving average, seconds)
-        self._may_poll = _cpus() > 1  # with one CPU the server may need it: never poll (see _reply)
-        self._poller: tuple[Any, Any] | None = None
         self.tls_version = ""
         self.authenticated = False
 
@@ -477,30 +444,19 @@ class SmtpTransport:
 
     # --- sending ------------------------------------------------------------------------
 
-    def send(
-        self,
-        message: bytes,
-        mail_from: str,
-        rcpt_to: Sequence[str],
-        *,
-        while_waiting: Callable[[], object] | None = None,
-    ) -> DeliveryResult:
-        """Deliver one message (bytes as stored; line endings become CRLF).
+    def send(self, message: bytes, mail_from: str, rcpt_to: Sequence[str]) -> DeliveryResult:
+        """Deliver one message (line endings become CRLF, then dot-stuffed).
 
-        ``while_waiting`` is called after each command is sent and before its
-        reply is read (four times or more per message; at least once before
-        the message itself is sent, if the transaction gets that far);
-        whatever it raises ends the connection and propagates.
         Temporary failures are retried with back-off, reconnecting when needed.
-        Returns a :class:`DeliveryResult`; raises :class:`ServerUnreachable`
-        when no connection can be made, :class:`TransportError` when the
-        account itself is refused (TLS, certificate, AUTH).
+        Returns a :class:`DeliveryResult`; raises :class:`ServerUnreachable` when
+        no connection can be made, :class:`TransportError` when the account itself
+        is refused (TLS, certificate, AUTH).
         """
         mail_from = check_address(mail_from, "envelope sender (MAIL FROM)")
         rcpt = [check_address(r, "envelope recipient (RCPT TO)") for r in rcpt_to]
         if not rcpt:
             return DeliveryResult("failed", "no recipients")
-        data = to_crlf(message)
+        data = _LEADING_DOT.sub(b"..", to_crlf(message))
         last = ""
         for attempt in range(self.retries + 1):
             if attempt:
@@ -513,9 +469,7 @@ class SmtpTransport:
                         raise
                     continue
             try:
-                result = self._transaction(self._smtp, data, mail_from, rcpt, while_waiting)
-            except _CallersOwn as own:
-                raise own.error from None
+                result = self._transaction(self._smtp, data, mail_from, rcpt)
             except _Temporary as temp:
                 last = temp.reason
                 if temp.reconnect:
@@ -526,117 +480,52 @@ class SmtpTransport:
         return DeliveryResult("deferred", last, {}, self.retries + 1)
 
     def _transaction(
-        self,
-        smtp: smtplib.SMTP,
-        data: bytes,
-        mail_from: str,
-        rcpt: list[str],
-        while_waiting: Callable[[], object] | None = None,
+        self, smtp: smtplib.SMTP, data: bytes, mail_from: str, rcpt: list[str]
     ) -> DeliveryResult:
-        """One MAIL/RCPT/DATA exchange; raises _Temporary for what deserves a retry."""
+        """One MAIL/RCPT/DATA exchange (``data`` CRLF and dot-stuffed); raises _Temporary
+        for what deserves a retry."""
         import smtplib
 
-        def ask(command: str) -> tuple[int, bytes]:
-            smtp.putcmd(command)  # refuses CR/LF in the line
-            return self._reply(smtp, while_waiting)
-
         try:
-            options = ""
-            if not data.isascii() and smtp.has_extn("8bitmime"):
-                options += " BODY=8BITMIME"
-            if not (mail_from.isascii() and all(r.isascii() for r in rcpt)):
-                if not smtp.has_extn("smtputf8"):
-                    return DeliveryResult(
-                        "failed", "the server does not accept non-ASCII addresses (no SMTPUTF8)"
-                    )
-                smtp.command_encoding = "utf-8"
-                options += " SMTPUTF8"
-            code, msg = ask(f"MAIL FROM:<{mail_from}>{options}")  # addresses checked by send()
+            options = ["BODY=8BITMIME"] if not data.isascii() and smtp.has_extn("8bitmime") else []
+            code, msg = smtp.mail(mail_from, options)
             if code != 250:
                 self._rset(smtp)
                 return self._refusal(code, msg, "sender refused")
             refused: dict[str, tuple[int, str]] = {}
             for r in rcpt:
-                code, msg = ask(f"RCPT TO:<{r}>")
+                code, msg = smtp.rcpt(r)
                 if code not in (250, 251):
                     refused[r] = (code, _reply(code, msg))
             if len(refused) == len(rcpt):
                 self._rset(smtp)
-                reasons = "; ".join(f"{a}: {m}" for a, (_c, m) in refused.items())
-                if any(c == 421 for c, _m in refused.values()):
-                    raise _Temporary(f"recipients refused ({reasons})", reconnect=True)
-                if any(400 <= c < 500 for c, _m in refused.values()):
-                    raise _Temporary(f"recipients refused ({reasons})")
-                return DeliveryResult("failed", f"recipients refused ({reasons})", refused)
-            code, msg = ask("DATA")
+                return self._all_refused(refused)
+            code, msg = smtp.docmd("DATA")
             if code != 354:
                 self._rset(smtp)
                 return self._refusal(code, msg, "DATA refused")
-            body = _LEADING_DOT.sub(b"..", data)
-            smtp.send(body + (b".\r\n" if body.endswith(b"\r\n") else b"\r\n.\r\n"))
-            code, msg = self._reply(smtp, while_waiting)
+            smtp.send(data + (b".\r\n" if data.endswith(b"\r\n") else b"\r\n.\r\n"))
+            code, msg = smtp.getreply()
             if code != 250:
                 self._rset(smtp)
                 return self._refusal(code, msg, "message refused")
             reply = _reply(code, msg)
-            if refused:
-                return DeliveryResult("partial", reply, refused)
-            return DeliveryResult("sent", reply)
-        except _CallersOwn:
-            raise
+            return DeliveryResult("partial", reply, refused) if refused else DeliveryResult("sent", reply)
         except (smtplib.SMTPServerDisconnected, OSError) as exc:
             raise _Temporary(str(self._map_os_error(exc, "sending")), reconnect=True) from None
         except smtplib.SMTPResponseException as exc:
             if 400 <= exc.smtp_code < 500:
                 raise _Temporary(_reply(exc.smtp_code, exc.smtp_error), reconnect=True) from None
             return DeliveryResult("failed", _reply(exc.smtp_code, exc.smtp_error))
-        finally:
-            smtp.command_encoding = "ascii"
 
-    def _reply(self, smtp: smtplib.SMTP, while_waiting: Callable[[], object] | None) -> tuple[int, bytes]:
-        """The reply to the command just sent; the caller's work runs while the server answers.
-
-        A fast server (one on this machine or the local network: replies within
-        :data:`SPIN_SECONDS`) is then watched for its reply without going to
-        sleep: waking a process that slept costs more than the reply itself
-        takes on such a server (measured: 2,000 letters to a local server in
-        1.1 s instead of 1.8 s).  This keeps one CPU busy while a batch goes,
-        so it is done only with more than one CPU; a slower server (any
-        provider across the internet) is simply waited for.
-        """
-        sent = time.perf_counter()
-        if while_waiting is not None:
-            try:
-                while_waiting()
-            except BaseException as exc:
-                self._discard(smtp)  # a reply is still due on it
-                self._smtp = None
-                if isinstance(exc, Exception):  # the caller's, not the connection's: no retry
-                    raise _CallersOwn(exc) from exc
-                raise
-        if self._may_poll and self._latency < SPIN_SECONDS:
-            self._spin_until_readable(smtp, sent + SPIN_SECONDS)
-        reply = smtp.getreply()
-        self._latency += (time.perf_counter() - sent - self._latency) * 0.25  # a moving average
-        return reply
-
-    def _spin_until_readable(self, smtp: smtplib.SMTP, deadline: float) -> None:
-        sock = smtp.sock
-        if sock is None or getattr(sock, "pending", lambda: 0)():  # TLS: a record already decrypted
-            return
-        if self._poller is None or self._poller[0] is not sock:
-            import select
-
-            if not hasattr(select, "poll"):  # Windows
-                self._may_poll = False
-                return
-            poller = select.poll()
-            poller.register(sock, select.POLLIN)
-            self._poller = (sock, poller)
-        poll = self._poller[1].poll
-        now = time.perf_counter
-        while not poll(0) and now() < deadline:
-            pass
+    @staticmethod
+    def _all_refused(refused: dict[str, tuple[int, str]]) -> DeliveryResult:
+        reasons = "; ".join(f"{a}: {m}" for a, (_c, m) in refused.items())
+        if any(c == 421 for c, _m in refused.values()):
+            raise _Temporary(f"recipients refused ({reasons})", reconnect=True)
+        if any(400 <= c < 500 for c, _m in refused.values()):
+            raise _Temporary(f"recipients refused ({reasons})")
+        return DeliveryResult("failed", f"recipients refused ({reasons})", refused)
 
     def _refusal(self, code: int, msg: bytes | str, what: str) -> DeliveryResult:
         reply = _reply(code, msg)

@@ -32,7 +32,8 @@ from smtp_server import (  # noqa: F401  (fixtures)
 )
 
 import letterkit
-from letterkit.outbox import Outbox, send_letters
+from letterkit.delivery import deliver, send_letters
+from letterkit.outbox import Outbox
 from letterkit.transport import SmtpTransport
 
 CHECKED = TODAY.strftime("%Y-%m")
@@ -233,7 +234,7 @@ def test_queue_now_deliver_later_through_a_transport(tmp_path, campaign_dir, smt
         assert smtp_server.count() == 0
         transport = SmtpTransport(account_for(smtp_server), lambda: PASSWORD)
         try:
-            report = box.deliver(transport, batch=queued.batch, rate=0)
+            report = deliver(box, transport, batch=queued.batch, rate=0)
         finally:
             transport.close()
         assert report.ok and (report.sent, report.failed, report.deferred) == (2, 0, 0)

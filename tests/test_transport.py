@@ -12,7 +12,6 @@ from letterkit.transport import (
     DeliveryResult,
     ServerUnreachable,
     SmtpTransport,
-    _cpus,
     is_loopback,
     to_crlf,
 )
@@ -177,52 +176,21 @@ def test_8bit_bodies_use_8bitmime(smtp_server):
 
 def test_crlf():
     assert to_crlf(b"a\nb\r\nc\n") == b"a\r\nb\r\nc\r\n"
+    assert to_crlf(b"a\rb\r\r\nc") == b"a\r\nb\r\n\r\nc"  # a bare CR is a line end too
 
 
-def test_the_callers_work_runs_while_the_server_answers(smtp_server):
-    """while_waiting runs after each command (MAIL, RCPT per recipient, DATA, the message)."""
-    calls: list[int] = []
+def test_no_bare_cr_or_lf_reaches_the_wire(smtp_server):
+    """A body with bare CRs around a dot (the SMTP smuggling pattern) goes as one message,
+    every line ending CRLF and the dot line stuffed."""
+    smuggle = b"\r.\r\nMAIL FROM:<evil@example.org>\r\nRCPT TO:<victim@example.net>\r\nDATA\r\n"
+    message = b"From: a@example.org\nTo: b@example.org\nSubject: x\n\nHello\r" + smuggle + b"bye\r.\rend\n"
     with transport(smtp_server) as t:
-        t.send(MESSAGE, USERNAME, RCPT, while_waiting=lambda: calls.append(smtp_server.count()))
-        assert len(calls) == 5 and calls[:4] == [0, 0, 0, 0]  # all but the last before the message
-        assert t.send(MESSAGE, USERNAME, RCPT).status == "sent"  # and without it
-    assert smtp_server.count() == 2
-
-
-def test_work_that_fails_ends_the_connection_and_the_next_send_reconnects(smtp_server):
-    def broken() -> None:
-        raise OSError("disk full")
-
-    with transport(smtp_server) as t:
-        with pytest.raises(OSError, match="disk full"):
-            t.send(MESSAGE, USERNAME, RCPT, while_waiting=broken)
-        assert t.send(MESSAGE, USERNAME, RCPT).status == "sent"
-    assert smtp_server.count() == 1 and len({m.peer for m in smtp_server.messages}) == 1
-
-
-def test_a_slow_server_is_waited_for_not_polled(make_smtp_server, monkeypatch):
-    polled: list[float] = []
-    original = SmtpTransport._spin_until_readable
-    monkeypatch.setattr(
-        SmtpTransport,
-        "_spin_until_readable",
-        lambda self, smtp, deadline: polled.append(deadline) or original(self, smtp, deadline),
-    )
-    fast = make_smtp_server()
-    with transport(fast) as t:
-        for _ in range(3):
-            t.send(MESSAGE, USERNAME, RCPT)
-    # a local server answers within 2 ms: watched without sleeping (with more than one CPU)
-    assert bool(polled) == (_cpus() > 1)
-    polled.clear()
-    slow = make_smtp_server(delay=0.05)  # every DATA takes 50 ms
-    with transport(slow) as t:
-        for _ in range(4):
-            t.send(MESSAGE, USERNAME, RCPT)
-        assert t._latency > 0.002
-    # after the first slow reply the average stays above 2 ms: the last message's commands
-    # (MAIL, RCPT, RCPT, DATA, the message) are waited for without polling
-    assert len(polled) < 4 * 5 - 5
+        assert t.send(message, USERNAME, ["b@example.org"]).status == "sent"
+    (m,) = smtp_server.messages
+    raw = m.data
+    assert b"\r" not in raw.replace(b"\r\n", b"") and b"\n" not in raw.replace(b"\r\n", b"")
+    assert m.rcpt_tos == ["b@example.org"]
+    assert b"\r\n.\r\nMAIL FROM:<evil@example.org>\r\n" in raw  # text of this letter, not a second one
 
 
 @pytest.mark.parametrize("security", ["starttls", "tls"])

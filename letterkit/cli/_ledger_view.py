@@ -70,10 +70,7 @@ def story(box: Outbox, row: Row) -> dict[str, Any]:
         import email
         import email.policy
 
-        from ..outbox import split_message
-
-        _meta, message = split_message(stored)
-        msg = email.message_from_bytes(message, policy=email.policy.default)
+        msg = email.message_from_bytes(stored, policy=email.policy.default)
         data["headers"] = {k: str(v) for k, v in msg.items()}
         try:
             data["body"] = msg.get_content() if not msg.is_multipart() else ""

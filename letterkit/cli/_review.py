@@ -39,16 +39,13 @@ def review(box: Outbox, rows: Iterable[Row], account: Account, *, full: bool = F
 
     from rich.text import Text
 
-    from ..outbox import split_message
-
     console = _output.err()
     for row in rows:
         data = box.stored_message(row)
         if data is None:
             console.print(Text(f"#{row.id} → {row.recipient}: its message is missing", style="red"))
             continue
-        _meta, message = split_message(data)
-        msg = email.message_from_bytes(message, policy=email.policy.default)
+        msg = email.message_from_bytes(data, policy=email.policy.default)
         head = {k.lower(): str(v) for k, v in msg.items()}
         sender, reply_to = _sender(row, head, account)
         try:

@@ -67,8 +67,9 @@ if TYPE_CHECKING:
     from ..campaign import Campaign
     from ..config import Account
     from ..contacts import Contact
+    from ..delivery import DeliveryReport
     from ..letters import Letter
-    from ..outbox import DeliveryReport, Outbox, QueueResult, Row, Skipped
+    from ..outbox import Outbox, QueueResult, Row, Skipped
     from ..transport import SmtpTransport
 
 SUMMARY_ROWS = 50  # longest table printed for people; longer batches list only problems
@@ -200,7 +201,10 @@ def _deliver(
     transport = _transport(account, allow_prompt=allow_prompt)
     bar = _ProgressBar(show_progress, "Sending")
     try:
-        return box.deliver(
+        from ..delivery import deliver
+
+        return deliver(
+            box,
             transport,
             batch=batch,
             rate=rate,
