@@ -10,12 +10,17 @@ from __future__ import annotations
 
 import os
 import tomllib
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import ConfigError, InvalidValue
 from .validation import check_address, check_header_value, check_slug
+
+if TYPE_CHECKING:
+    from tomlkit import TOMLDocument
 
 APP = "letterkit"
 SECURITY_MODES = ("starttls", "tls", "none")
@@ -207,7 +212,11 @@ def load_config(path: Path | None = None) -> Config:
         raise ConfigError(f"{path}: {exc}", hint="fix the TOML syntax or delete the file") from None
     except OSError as exc:
         raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
+    return config_from_dict(raw, path)
 
+
+def config_from_dict(raw: dict[str, Any], path: Path) -> Config:
+    """The configuration a parsed config.toml describes (``path`` names it in errors)."""
     signer_raw = raw.get("signer", {})
     if not isinstance(signer_raw, dict):
         raise ConfigError(f"{path}: [signer] must be a table")
@@ -266,44 +275,104 @@ def load_config(path: Path | None = None) -> Config:
     )
 
 
-def atomic_write(path: Path, data: bytes, mode: int = 0o600) -> None:
-    """Write ``data`` to ``path`` via a temporary file, fsync and rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+def edit_toml(path: Path, *, header: str, mode: int = 0o600) -> AbstractContextManager[TOMLDocument]:
+    """Open ``path`` as a style-preserving TOML document; on a clean exit, write it back atomically.
+
+    The one way letterkit changes a TOML file of the user's (config.toml, contacts.toml):
+    comments, key order and layout survive (tomlkit, see :mod:`letterkit.tomledit`).  A
+    missing file starts as ``header`` (comment lines); the file keeps its permissions.
+    """
+    return _edit_toml(path, header, mode)
+
+
+@contextmanager
+def _edit_toml(path: Path, header: str, mode: int) -> Iterator[TOMLDocument]:
+    import tomlkit
+    from tomlkit.exceptions import TOMLKitError
+
+    from .fileutil import atomic_write
+
     try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise ConfigError(f"cannot write {path}: {exc.strerror}") from None
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        text = header
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}") from None
+    try:
+        doc = tomlkit.parse(text)
+    except TOMLKitError as exc:
+        raise ConfigError(f"{path}: {exc}", hint="fix the TOML syntax") from None
+    yield doc
+    atomic_write(path, doc.as_string().encode("utf-8"), mode=mode)
+
+
+CONFIG_HEADER = "# letterkit configuration. No password is ever stored here.\n"
+
+
+def edit_config(path: Path | None = None) -> AbstractContextManager[TOMLDocument]:
+    """``with edit_config() as doc:`` change config.toml in place (mode 0600 for a new file)."""
+    return edit_toml(path or config_path(), header=CONFIG_HEADER, mode=0o600)
 
 
 def save_config(config: Config, path: Path | None = None) -> Path:
-    """Write config.toml (mode 0600). Never contains a password."""
-    import tomli_w
+    """Write ``config`` to config.toml, changing only what differs from the file.
 
+    Every comment, the order of keys and tables, and values written by hand (``rate =
+    "30/min"``) stay as they are unless their meaning changed.  Never writes a password.
+    """
     path = path or config.path or config_path()
-    doc: dict[str, Any] = {}
-    signer = {k: v for k, v in config.signer.as_dict().items() if v}
-    if signer:
-        doc["signer"] = signer
-    defaults: dict[str, Any] = {}
-    if config.default_account:
-        defaults["account"] = config.default_account
-    if config.rate != DEFAULT_RATE:
-        defaults["rate"] = config.rate
-    if defaults:
-        doc["defaults"] = defaults
-    if config.accounts:
-        doc["account"] = {name: acc.as_dict() for name, acc in sorted(config.accounts.items())}
-    header = b"# letterkit configuration. No password is ever stored here.\n"
-    atomic_write(path, header + tomli_w.dumps(doc).encode())
+    with edit_config(path) as doc:
+        on_disk = config_from_dict(doc.unwrap(), path)
+        _sync(doc, on_disk, config)
     config.path = path
     return path
+
+
+def _empty(value: Any) -> bool:
+    return value in (None, "", (), [])
+
+
+def _sync_fields(table: Any, old: dict[str, Any], new: dict[str, Any]) -> None:
+    """Set the keys whose value changed, delete those now empty, leave the rest as written."""
+    from .tomledit import set_value
+
+    for key in [*new, *(k for k in old if k not in new)]:
+        if old.get(key) == new.get(key):
+            continue
+        if not _empty(new.get(key)):
+            set_value(table, key, new[key])
+        elif key in table:
+            del table[key]
+
+
+def _sync(doc: TOMLDocument, old: Config, new: Config) -> None:
+    """Change ``doc`` (which reads as ``old``) so that it reads as ``new``."""
+    from .tomledit import add_table, ensure_table, remove_table
+
+    if old.signer.as_dict() != new.signer.as_dict():
+        ensure_table(doc, "signer")
+        _sync_fields(doc["signer"], old.signer.as_dict(), new.signer.as_dict())
+    wanted: dict[str, Any] = {"account": new.default_account, "rate": _rate_value(new.rate)}
+    had: dict[str, Any] = {"account": old.default_account, "rate": _rate_value(old.rate)}
+    if wanted != had:
+        ensure_table(doc, "defaults")
+        _sync_fields(doc["defaults"], had, wanted)
+    if old.accounts == new.accounts:
+        return
+    accounts = ensure_table(doc, "account", super_table=True)
+    for name in old.accounts.keys() - new.accounts.keys():
+        remove_table(doc, accounts, name)
+    for name, acct in new.accounts.items():
+        if name not in old.accounts:
+            add_table(doc, accounts, name, acct.as_dict())
+        elif acct != old.accounts[name]:
+            _sync_fields(accounts[name], old.accounts[name].as_dict(), acct.as_dict())
+    if not doc["account"]:
+        del doc["account"]
+
+
+def _rate_value(rate: float) -> float | int:
+    return int(rate) if float(rate).is_integer() else rate
 
 
 def parse_rate(text: str | None, default: float) -> float:

@@ -445,16 +445,40 @@ def _table_for_file(contact: Contact) -> dict[str, Any]:
 
 
 def save_user_contacts(contacts: Sequence[Contact], path: Path) -> None:
-    import tomli_w
+    """Make the user's contacts file list ``contacts``, keeping its comments and layout.
 
-    from .config import atomic_write
+    A contact whose table already says the same is left untouched; new ones are
+    appended, dropped ones removed (see :func:`letterkit.config.edit_toml`).
+    """
+    import tomlkit
+
+    from .config import edit_toml
+    from .tomledit import add_table, remove_table
 
     header = (
         "# Your own contacts for letterkit, merged into every campaign.\n"
         "# Managed by 'letterkit contacts add/remove'; same format as recipients.toml.\n"
     )
-    body = tomli_w.dumps({"contact": [_table_for_file(c) for c in contacts]}) if contacts else ""
-    atomic_write(path, (header + body).encode(), mode=0o644)
+    wanted = {c.id: c for c in contacts}
+    with edit_toml(path, header=header, mode=0o644) as doc:
+        if "contact" not in doc:
+            doc.append("contact", tomlkit.aot())
+        tables = doc["contact"]
+        for i in reversed(range(len(tables))):
+            table = tables[i]
+            try:
+                same = contact_from_table(table.unwrap(), str(path), user=True) == wanted.get(table.get("id"))
+            except LetterkitError:
+                same = False
+            if same:
+                del wanted[table["id"]]
+            else:
+                remove_table(doc, tables, i)
+        for contact in contacts:
+            if contact.id in wanted:
+                add_table(doc, tables, len(tables), _table_for_file(contact))
+        if not tables:
+            del doc["contact"]
 
 
 def validate_new_contact(contact: Contact, today: dt.date | None = None) -> Contact:

@@ -30,13 +30,56 @@ ENV_PASSWORD = "LETTERKIT_SMTP_PASSWORD"
 COMMAND_TIMEOUT = 60.0  # seconds a password_command may take (it may ask for a passphrase)
 
 NO_KEYRING_HINT = (
-    f"set {ENV_PASSWORD} or password_command in the account "
-    "(letterkit account add NAME ... --password-command 'pass show mail')"
+    f"set {ENV_PASSWORD}, or password_command in the account "
+    "(letterkit account add NAME ... --password-command 'pass show mail' --replace), "
+    "or run the command on a terminal to be asked for the password"
 )
 
 
 def _no_keyring() -> CredentialError:
     return CredentialError("no usable keyring backend on this machine", hint=NO_KEYRING_HINT)
+
+
+def keyring_usable() -> bool:
+    """True when the OS keyring can keep a password: not the ``fail`` or ``null`` backend.
+
+    ``null`` accepts a password and silently keeps nothing, so it counts as no keyring:
+    letterkit never says "stored in the keyring" or recommends ``--password-stdin`` then.
+    """
+    import keyring
+    from keyring.backends import chainer, fail, null
+
+    try:
+        backend = keyring.get_keyring()
+    except _keyring_errors():
+        return False
+    if isinstance(backend, fail.Keyring | null.Keyring):
+        return False
+    return not (isinstance(backend, chainer.ChainerBackend) and not backend.backends)
+
+
+def no_password_hint(account_name: str) -> str:
+    """How to give an account a password, naming only the sources that work on this machine."""
+    if keyring_usable():
+        return (
+            f"store one with: letterkit account add {account_name} ... --password-stdin --replace, "
+            f"or set {ENV_PASSWORD}, or a password_command"
+        )
+    return NO_KEYRING_HINT.replace("account add NAME", f"account add {account_name}")
+
+
+def wrong_password_hint(account: Account) -> str:
+    """How to fix a password the server refused, for the source it came from."""
+    source = password_source(account)
+    if source == "env":
+        fix = f"{ENV_PASSWORD} holds a wrong password: set the right one"
+    elif source == "command":
+        fix = f"password_command {account.password_command!r} printed a wrong password: fix what it reads"
+    elif source == "keyring":
+        fix = f"store the right one: letterkit account add {account.name} ... --password-stdin --replace"
+    else:
+        fix = f"type the right one when asked, or {no_password_hint(account.name)}"
+    return fix + " (some providers need an app password)"
 
 
 def _keyring_errors() -> tuple[type[BaseException], ...]:
@@ -133,11 +176,7 @@ def get_password(account: Account, *, interactive: bool) -> str:
         raise CredentialError(f"no password given for account {account.name!r}")
     if keyring_problem is not None:
         raise keyring_problem
-    raise CredentialError(
-        f"no password for account {account.name!r}",
-        hint=f"store one with: letterkit account add {account.name} ... --password-stdin --replace, "
-        f"or set {ENV_PASSWORD}, or a password_command",
-    )
+    raise CredentialError(f"no password for account {account.name!r}", hint=no_password_hint(account.name))
 
 
 def password_source(account: Account) -> str:
@@ -149,6 +188,8 @@ def password_source(account: Account) -> str:
         return "env"
     if account.password_command:
         return "command"
+    if not keyring_usable():
+        return "unavailable"
     try:
         if password_from_keyring(account.name):
             return "keyring"
@@ -165,6 +206,8 @@ def store_password(account_name: str, password: str) -> None:
         raise CredentialError("the password is empty; nothing was stored")
     if any(c in password for c in "\r\n\x00"):
         raise CredentialError("the password contains a line break or NUL byte; nothing was stored")
+    if not keyring_usable():
+        raise _no_keyring()
     try:
         keyring.set_password(SERVICE, account_name, password)
     except _keyring_errors():
@@ -172,10 +215,15 @@ def store_password(account_name: str, password: str) -> None:
 
 
 def delete_password(account_name: str) -> bool:
-    """Remove the account's password from the keyring; False if there was none."""
+    """Remove the account's password from the keyring; False if there was none.
+
+    Without a usable keyring no password can have been stored there: False, no error.
+    """
     import keyring
     from keyring.errors import PasswordDeleteError
 
+    if not keyring_usable():
+        return False
     try:
         keyring.delete_password(SERVICE, account_name)
     except PasswordDeleteError:

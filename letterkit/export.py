@@ -706,7 +706,7 @@ def _content(f: ExportFile) -> bytes:
 
 
 def _write(path: Path, data: bytes) -> None:
-    from .config import atomic_write
+    from .fileutil import atomic_write
 
     try:
         atomic_write(path, data, mode=0o644)

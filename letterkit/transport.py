@@ -361,10 +361,11 @@ class SmtpTransport:
                 raise ServerUnreachable(
                     f"{self.where}: temporary authentication failure for {a.username} ({reply})"
                 ) from None
+            from .credentials import wrong_password_hint
+
             raise TransportError(
                 f"{self.where}: wrong username or password for {a.username} ({reply})",
-                hint=f"store the right one: letterkit account add {a.name} ... --password-stdin "
-                "--replace (some providers need an app password)",
+                hint=wrong_password_hint(a),
             ) from None
         except smtplib.SMTPNotSupportedError:
             raise TransportError(f"{self.where}: the server offers no AUTH method letterkit knows") from None

@@ -9,9 +9,18 @@ from pathlib import Path
 
 import keyring
 import keyring.backends.fail
+import keyring.backends.null
 import pytest
 from conftest import REAL_SIGNER
-from smtp_server import PASSWORD, USERNAME, make_smtp_server, smtp_server, test_ca, write_campaign  # noqa: F401
+from smtp_server import (  # noqa: F401
+    PASSWORD,
+    USERNAME,
+    free_port,
+    make_smtp_server,
+    smtp_server,
+    test_ca,
+    write_campaign,
+)
 
 from letterkit.cli.delivery import PRESETS
 
@@ -76,11 +85,81 @@ def test_account_test_says_what_failed(invoke, smtp_server):
     untrusted = invoke("account", "test", "noca")
     assert untrusted.exit_code == 2 and "untrusted certificate" in untrusted.stderr
 
-    down = invoke("account", "add", "down", "--host", "127.0.0.1", "--port", "9", "--security", "none",
+    port = free_port()  # nothing listens there
+    down = invoke("account", "add", "down", "--host", "127.0.0.1", "--port", str(port), "--security", "none",
                   "--from", USERNAME, "--no-login")  # fmt: skip
     assert down.exit_code == 0, down.output
     refused = invoke("account", "test", "down")
-    assert refused.exit_code == 1 and "127.0.0.1:9: connection refused" in refused.stderr
+    assert refused.exit_code == 1 and f"127.0.0.1:{port}: connection refused" in refused.stderr
+    unknown = invoke("account", "test", "nobody")
+    assert unknown.exit_code == 2 and "no account named 'nobody'" in unknown.stderr
+
+
+def test_account_test_exit_codes_are_in_its_help(invoke):
+    text = " ".join(invoke("account", "test", "--help").stdout.split())
+    assert "Exit status: 0 the account works; 2 something to fix" in text
+    assert "1 the server cannot be reached now" in text
+
+
+def test_account_test_without_a_password_is_a_setup_problem(invoke, smtp_server):
+    assert invoke(*smtp_server.account_args("mine")).exit_code == 0
+    result = invoke("account", "test", "mine")  # no terminal: nobody to ask
+    assert result.exit_code == 2 and "no password for account 'mine'" in result.stderr
+
+
+NO_BACKENDS = [keyring.backends.fail.Keyring, keyring.backends.null.Keyring]
+
+
+@pytest.mark.parametrize("backend", NO_BACKENDS, ids=["fail", "null"])
+def test_without_a_keyring_no_hint_recommends_password_stdin(invoke, smtp_server, tmp_path, monkeypatch,
+                                                            backend):  # fmt: skip
+    monkeypatch.setenv("PYTHON_KEYRING_BACKEND", f"{backend.__module__}.Keyring")
+    keyring.set_keyring(backend())
+    outputs = []
+    added = invoke(*smtp_server.account_args("mine"))
+    assert added.exit_code == 0, added.output
+    assert "LETTERKIT_SMTP_PASSWORD" in added.stderr and "--password-command" in added.stderr
+    assert "on a terminal" in added.stderr
+    outputs.append(added.output)
+    untested = invoke("account", "test", "mine")
+    assert untested.exit_code == 2 and "LETTERKIT_SMTP_PASSWORD" in untested.stderr
+    outputs.append(untested.output)
+    stored = invoke(*smtp_server.account_args("mine"), "--replace", "--password-stdin", input=PASSWORD + "\n")
+    assert stored.exit_code == 2 and "no usable keyring backend" in stored.stderr  # null keeps nothing
+    outputs.append(stored.output)
+    monkeypatch.setenv("LETTERKIT_SMTP_PASSWORD", "wrong")
+    wrong = invoke("account", "test", "mine")
+    assert wrong.exit_code == 2 and "wrong username or password" in wrong.stderr
+    assert "LETTERKIT_SMTP_PASSWORD holds a wrong password" in wrong.stderr
+    outputs.append(wrong.output)
+    monkeypatch.delenv("LETTERKIT_SMTP_PASSWORD")
+    outputs.append(invoke("account", "list").output)
+    config_file(tmp_path).unlink()
+    outputs.append(invoke("outbox", "flush").output)
+    outputs.append(invoke("account", "list").output)
+    for text in outputs:
+        assert "--password-stdin" not in text, text
+
+
+def test_with_a_keyring_the_hint_offers_it(invoke, smtp_server):
+    added = invoke(*smtp_server.account_args("mine"))
+    assert "--password-stdin --replace" in added.stderr
+    invoke(*smtp_server.account_args("mine"), "--replace", "--password-stdin", input="wrong\n")
+    wrong = invoke("account", "test", "mine")
+    assert wrong.exit_code == 2 and "store the right one" in wrong.stderr
+
+
+@pytest.mark.parametrize("backend", [None, *NO_BACKENDS], ids=["keyring", "fail", "null"])
+def test_remove_without_a_stored_password_does_not_warn(invoke, monkeypatch, backend):
+    if backend is not None:
+        monkeypatch.setenv("PYTHON_KEYRING_BACKEND", f"{backend.__module__}.Keyring")
+        keyring.set_keyring(backend())
+    added = invoke("account", "add", "relay", "--host", "127.0.0.1", "--port", "2525", "--security", "none",
+                   "--from", USERNAME, "--username", USERNAME)  # fmt: skip
+    assert added.exit_code == 0, added.output
+    removed = invoke("account", "remove", "relay")
+    assert removed.exit_code == 0, removed.output
+    assert removed.stderr.strip() == "Account relay removed."
 
 
 def test_no_keyring_backend_saves_nothing(invoke, smtp_server, tmp_path, monkeypatch):

@@ -83,11 +83,11 @@ def test_no_keyring_backend_names_the_other_sources(no_keyring):
     message = str(err.value)
     assert message.startswith("no usable keyring backend on this machine")
     assert "LETTERKIT_SMTP_PASSWORD" in message and "--password-command" in message
+    assert "on a terminal" in message and "--password-stdin" not in message
     assert err.value.__cause__ is None and err.value.__suppress_context__
     with pytest.raises(CredentialError, match="no usable keyring backend"):
         credentials.store_password("mine", "x")
-    with pytest.raises(CredentialError, match="no usable keyring backend"):
-        credentials.delete_password("mine")
+    assert credentials.delete_password("mine") is False  # nothing can have been stored: no error
     assert credentials.password_source(ACCOUNT) == "unavailable"
 
 
@@ -106,3 +106,32 @@ def test_interactive_prompt_is_the_last_resort(monkeypatch):
     monkeypatch.setattr(getpass, "getpass", lambda prompt: "")
     with pytest.raises(CredentialError, match="no password given"):
         credentials.get_password(ACCOUNT, interactive=True)
+
+
+@pytest.mark.parametrize("backend", [keyring.backends.fail.Keyring, keyring.backends.null.Keyring])
+def test_hints_without_a_keyring_name_only_sources_that_work(backend, monkeypatch):
+    monkeypatch.setenv("PYTHON_KEYRING_BACKEND", f"{backend.__module__}.Keyring")
+    keyring.set_keyring(backend())
+    assert not credentials.keyring_usable()
+    with pytest.raises(CredentialError) as err:
+        credentials.get_password(ACCOUNT, interactive=False)
+    for hint in (
+        str(err.value),
+        credentials.no_password_hint("mine"),
+        credentials.wrong_password_hint(ACCOUNT),
+    ):
+        assert "--password-stdin" not in hint
+        assert "LETTERKIT_SMTP_PASSWORD" in hint and "password_command" in hint and "terminal" in hint
+    with pytest.raises(CredentialError, match="no usable keyring backend"):
+        credentials.store_password("mine", "x")  # null would keep nothing and say nothing
+
+
+def test_wrong_password_hint_names_where_the_password_came_from(monkeypatch):
+    assert credentials.keyring_usable()
+    assert "--password-stdin --replace" in credentials.no_password_hint("mine")
+    credentials.store_password("mine", "x")
+    assert "store the right one" in credentials.wrong_password_hint(ACCOUNT)
+    with_command = Account(**{**ACCOUNT.__dict__, "password_command": "pass show mail"})
+    assert "'pass show mail' printed a wrong password" in credentials.wrong_password_hint(with_command)
+    monkeypatch.setenv("LETTERKIT_SMTP_PASSWORD", "x")
+    assert credentials.wrong_password_hint(ACCOUNT).startswith("LETTERKIT_SMTP_PASSWORD holds a wrong")

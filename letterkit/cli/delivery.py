@@ -88,9 +88,8 @@ PRESETS: dict[str, dict[str, Any]] = {
     "disroot": {"host": "disroot.org", "port": 587, "security": "starttls"},
 }  # fmt: skip
 
-ADD_ACCOUNT_HINT = (
-    "letterkit account add NAME --host smtp.example.org --username you@example.org "
-    "--from you@example.org --password-stdin"
+ADD_ACCOUNT_HINT = (  # no password source here: account add names the ones this machine has
+    "letterkit account add NAME --host smtp.example.org --username you@example.org --from you@example.org"
 )
 
 _PATHS_HELP = (
@@ -1441,10 +1440,9 @@ def account_add(
         elif password_command:
             stored = f"from {password_command!r}"
         else:
-            stored = (
-                "not stored: you will be asked, or set LETTERKIT_SMTP_PASSWORD "
-                f"(or store it: letterkit account add {name} ... --password-stdin --replace)"
-            )
+            from ..credentials import no_password_hint
+
+            stored = f"not stored yet: {no_password_hint(name)}"
     _output.info(
         f"Account {_esc(name)} saved in {_esc(path)}: {_esc(acct.host)}:{acct.port} ({acct.security}), "
         f"From {_esc(acct.from_addr)}; password {_esc(stored)}."
@@ -1528,7 +1526,15 @@ def account_test(
     ] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Connect, check TLS and the password, then quit without sending anything."""
+    """Connect, check TLS and the password, then quit without sending anything.
+
+    Exit status: 0 the account works; 2 something to fix in your setup (no password,
+    wrong password or login refused, untrusted certificate, TLS mode, unknown
+    account); 1 the server cannot be reached now (down, refused, timed out, unknown
+    host): try again later.
+
+    Example: letterkit account test personal
+    """
     from ..errors import ConfigError, LetterkitError
 
     config = _output.load_config()

@@ -1,0 +1,76 @@
+"""Writing a file so that a reader sees the old content or the new, never half, never elsewhere.
+
+:func:`atomic_write` is the one way letterkit replaces a file it owns (config.toml,
+contacts.toml, exported letters).  The temporary file is made by
+:func:`tempfile.mkstemp` in the target's folder: a random name opened with
+``O_CREAT | O_EXCL``, so a symlink planted under a predictable name in a shared
+folder can never redirect the write (issue 12).  The data is fsynced before
+``os.replace`` puts it in place, and the folder after, so a crash leaves either
+file whole.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+from .errors import ConfigError, LetterkitError
+
+
+def _mode_for(path: Path, default: int) -> int:
+    """The permission bits the new file gets: those of the file it replaces, else ``default``.
+
+    A config.toml made 0600 stays 0600; one the user opened up to 0644 stays so.  A
+    symlink or anything else that is not a regular file is replaced, not followed.
+    """
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return default
+    return stat.S_IMODE(st.st_mode) if stat.S_ISREG(st.st_mode) else default
+
+
+def atomic_write(
+    path: Path, data: bytes, mode: int = 0o600, *, error: type[LetterkitError] = ConfigError
+) -> None:
+    """Replace ``path`` with ``data`` atomically (temporary file, fsync, rename).
+
+    ``mode`` applies to a new file; an existing one keeps its permissions.  A folder
+    that cannot be written is an ``error`` (a :class:`LetterkitError`) naming the
+    file, never a traceback; nothing is left behind.
+    """
+    import tempfile
+
+    tmp: str | None = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        wanted = _mode_for(path, mode)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        with os.fdopen(fd, "wb") as fh:
+            os.fchmod(fh.fileno(), wanted)
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+        tmp = None
+        _fsync_dir(path.parent)
+    except OSError as exc:
+        raise error(f"cannot write {path}: {exc.strerror or exc}") from None
+    finally:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make the rename durable; a file system that cannot sync a folder is no error."""
+    try:
+        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
