@@ -16,15 +16,19 @@ import datetime as dt
 import os
 import re
 import tomllib
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import clock
-from .contacts import Contact, iter_contacts, load_contacts, merge
+from .contacts import iter_contacts, load_contacts, merge
 from .errors import CampaignError, LetterkitError, TemplateError
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from .contacts import Contact
 
 _TEMPLATE_RE = re.compile(r"^(?P<name>[a-z0-9][a-z0-9_-]*)(?:\.(?P<lang>[a-z]{2,3}))?\.txt\.j2$")
 _FRONT_KEYS = {"subject", "to", "cc", "language", "description"}

@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .campaign import Campaign, bundled_campaign_dir, find_campaign_dir, load_campaign
+from .campaign import bundled_campaign_dir, find_campaign_dir, load_campaign
 from .config import Signer
-from .contacts import Contact, checked_problem, number_problem, select
+from .contacts import checked_problem, number_problem, select
 from .cosigners import Cosigner
 from .errors import CampaignError, LetterkitError
+
+if TYPE_CHECKING:
+    import os
+
+    from .campaign import Campaign, TemplateFile
+    from .contacts import Contact
+    from .letters import Renderer
 
 SAMPLE_SIGNERS = (
     Signer(
@@ -122,7 +128,7 @@ def check_campaign(directory: str | os.PathLike[str] | None = None) -> CheckRepo
     signer details).  The user's own contacts (contacts.toml) are checked too, and
     those in this campaign take part, as they would in ``send``.
     """
-    from .letters import Renderer, compose
+    from .letters import Renderer
 
     root = find_campaign_dir(directory)
     report = CheckReport(root=root)
@@ -146,35 +152,44 @@ def check_campaign(directory: str | os.PathLike[str] | None = None) -> CheckRepo
     renderer = Renderer(campaign)
     for name, versions in sorted(campaign.templates.items()):
         for lang, t in sorted(versions.items()):
-            valid: dict[str, list[str]] = {"to": [], "cc": []}
-            for sel_kind, selectors in (("to", t.to), ("cc", t.cc)):
-                for sel in selectors:
-                    try:
-                        select(campaign.contacts, [sel])
-                        valid[sel_kind].append(sel)
-                    except LetterkitError as exc:
-                        report.problem(f"{t.path}: {sel_kind} selector {sel!r}: {exc.message}")
-            # render even when a selector is wrong: for the valid ones, else for every contact
-            to = valid["to"] or [c.id for c in campaign.contacts]
-            if not to:
-                continue
-            for i, signer in enumerate(SAMPLE_SIGNERS):
-                try:
-                    for _letter in compose(
-                        campaign,
-                        name,
-                        signer,
-                        to=to,
-                        cc=valid["cc"],
-                        language=lang,
-                        note="A personal note." if i == 0 else "",
-                        cosigners=SAMPLE_COSIGNERS if i == 0 else (),
-                        renderer=renderer,
-                    ):
-                        report.letters += 1
-                except LetterkitError as exc:
-                    report.problem(str(exc))
+            _check_template(report, campaign, renderer, name, lang, t)
     return report
+
+
+def _check_template(
+    report: CheckReport, campaign: Campaign, renderer: Renderer, name: str, lang: str, t: TemplateFile
+) -> None:
+    """Every selector of one template resolves, and it renders for each recipient it targets."""
+    from .letters import compose
+
+    valid: dict[str, list[str]] = {"to": [], "cc": []}
+    for sel_kind, selectors in (("to", t.to), ("cc", t.cc)):
+        for sel in selectors:
+            try:
+                select(campaign.contacts, [sel])
+                valid[sel_kind].append(sel)
+            except LetterkitError as exc:
+                report.problem(f"{t.path}: {sel_kind} selector {sel!r}: {exc.message}")
+    # render even when a selector is wrong: for the valid ones, else for every contact
+    to = valid["to"] or [c.id for c in campaign.contacts]
+    if not to:
+        return
+    for i, signer in enumerate(SAMPLE_SIGNERS):
+        try:
+            for _letter in compose(
+                campaign,
+                name,
+                signer,
+                to=to,
+                cc=valid["cc"],
+                language=lang,
+                note="A personal note." if i == 0 else "",
+                cosigners=SAMPLE_COSIGNERS if i == 0 else (),
+                renderer=renderer,
+            ):
+                report.letters += 1
+        except LetterkitError as exc:
+            report.problem(str(exc))
 
 
 def init_campaign(directory: str | os.PathLike[str]) -> Path:

@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import os
 import tomllib
-from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import contextmanager
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -20,6 +19,9 @@ from .errors import ConfigError, InvalidValue
 from .validation import check_address, check_header_value, check_slug
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from contextlib import AbstractContextManager
+
     from tomlkit import TOMLDocument
 
 APP = "letterkit"

@@ -14,10 +14,8 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 try:  # the same parser as tomllib, in compiled wheels: 3x faster on long recipient files
     import tomli as tomllib
@@ -27,6 +25,10 @@ except ImportError:  # pragma: no cover - pure-Python platforms
 from . import clock
 from .errors import CampaignError, ContactError, LetterkitError
 from .validation import check_address, check_header_value, check_slug, header_safe
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Iterator, Sequence
+    from pathlib import Path
 
 CHANNELS = ("email", "fax", "post", "web")
 CHUNK_CONTACTS = 64  # contacts parsed at a time from a recipients file (memory stays flat)
@@ -169,6 +171,49 @@ def _as_list(value: Any, key: str, where: str) -> tuple[str, ...]:
     raise ContactError(f"{where}: {key} must be a string or a list of strings")
 
 
+def _strings(table: dict[str, Any], where: str) -> dict[str, str]:
+    """A contact's single values, stripped; those that reach a letter's header checked."""
+    strings = {}
+    for key in ("name", "salutation", "language", "email", "fax", "source", "checked", "notes"):
+        value = table.get(key, "")
+        if isinstance(value, dt.date):  # an unquoted TOML date
+            value = value.isoformat()
+        if not isinstance(value, str):
+            raise ContactError(f"{where}: {key} must be a string")
+        strings[key] = value.strip()
+    for key in ("name", "salutation", "fax"):
+        if not header_safe(strings[key]):
+            check_header_value(strings[key], f"{where}: {key}")
+    return strings
+
+
+def _lists(
+    table: dict[str, Any], where: str, *, user: bool
+) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
+    """A contact's groups, address lines, web forms and campaigns, each checked."""
+    groups = _as_list(table.get("groups"), "groups", where)
+    for g in groups:
+        check_slug(g, f"{where}: group")
+    address = _as_list(table.get("address"), "address", where)
+    for line in address:
+        if not header_safe(line):
+            check_header_value(line, f"{where}: address line")
+    web_form = _as_list(table.get("web_form"), "web_form", where)
+    for url in web_form:
+        if not re.fullmatch(r"https?://\S+", url):
+            raise ContactError(f"{where}: web_form {url!r} is not an http(s) URL")
+    campaigns = _as_list(table.get("campaigns"), "campaigns", where)
+    if campaigns and not user:
+        raise ContactError(
+            f"{where}: 'campaigns' is only for your own contacts (contacts.toml)",
+            hint="a campaign's recipients.toml belongs to that campaign already; remove the key",
+        )
+    for cid in campaigns:
+        if cid != ALL_CAMPAIGNS:
+            check_slug(cid, f"{where}: campaigns")
+    return groups, address, web_form, campaigns
+
+
 def contact_from_table(table: dict[str, Any], where: str, *, user: bool = False) -> Contact:
     """Build and validate a Contact from one ``[[contact]]`` table."""
     unknown = sorted(set(table) - _FIELDS)
@@ -182,39 +227,10 @@ def contact_from_table(table: dict[str, Any], where: str, *, user: bool = False)
             raise ContactError(f"{where}: every contact needs a non-empty '{key}'")
     cid = check_slug(table["id"], f"{where}: contact id")
     where = f"{where} (contact {cid})"
-    strings = {}
-    for key in ("name", "salutation", "language", "email", "fax", "source", "checked", "notes"):
-        value = table.get(key, "")
-        if isinstance(value, dt.date):  # an unquoted TOML date
-            value = value.isoformat()
-        if not isinstance(value, str):
-            raise ContactError(f"{where}: {key} must be a string")
-        strings[key] = value.strip()
-    groups = _as_list(table.get("groups"), "groups", where)
-    for g in groups:
-        check_slug(g, f"{where}: group")
-    for key in ("name", "salutation", "fax"):
-        if not header_safe(strings[key]):
-            check_header_value(strings[key], f"{where}: {key}")
+    strings = _strings(table, where)
     email = check_address(strings["email"], f"{where}: email") if strings["email"] else ""
     cc = tuple(check_address(a, f"{where}: cc") for a in _as_list(table.get("cc"), "cc", where))
-    address = _as_list(table.get("address"), "address", where)
-    for line in address:
-        if not header_safe(line):
-            check_header_value(line, f"{where}: address line")
-    web_form = _as_list(table.get("web_form"), "web_form", where)
-    for url in web_form:
-        if not re.match(r"^https?://\S+$", url):
-            raise ContactError(f"{where}: web_form {url!r} is not an http(s) URL")
-    campaigns = _as_list(table.get("campaigns"), "campaigns", where)
-    if campaigns and not user:
-        raise ContactError(
-            f"{where}: 'campaigns' is only for your own contacts (contacts.toml)",
-            hint="a campaign's recipients.toml belongs to that campaign already; remove the key",
-        )
-    for cid_ in campaigns:
-        if cid_ != ALL_CAMPAIGNS:
-            check_slug(cid_, f"{where}: campaigns")
+    groups, address, web_form, campaigns = _lists(table, where, user=user)
     language = strings["language"] or "en"
     if not re.fullmatch(r"[a-z]{2,3}(?:-[A-Za-z0-9]+)?", language):
         raise ContactError(f"{where}: language {language!r} is not a language code like 'en' or 'ru'")
@@ -306,30 +322,40 @@ def iter_contacts(
             if not isinstance(tables, list):
                 fail(CampaignError(f"{path}: 'contact' must be an array of tables: write [[contact]]"))
                 return
-            lines = [start + n for n in _lines_of_chunk(text)] if tables else []
-            for i, table in enumerate(tables):
-                where = f"{path}:{lines[i] if i < len(lines) else start}"
-                try:
-                    if not isinstance(table, dict):
-                        raise ContactError(f"{where}: a contact must be a table: write [[contact]]")
-                    contact = contact_from_table(table, where, user=user)
-                except LetterkitError as exc:
-                    fail(exc)
-                    continue
-                if contact.id in seen:
-                    fail(
-                        ContactError(
-                            f"{where}: duplicate contact id {contact.id!r} (first at {seen[contact.id]})"
-                        )
-                    )
-                    continue
-                seen[contact.id] = where
-                yield contact
+            yield from _chunk_contacts(path, start, text, tables, seen, fail, user=user)
     except FileNotFoundError:
         if not missing_ok:
             fail(CampaignError(f"{path}: file not found", hint="a campaign folder needs a recipients.toml"))
     except (OSError, UnicodeDecodeError) as exc:
         fail(CampaignError(f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}"))
+
+
+def _chunk_contacts(
+    path: Path,
+    start: int,
+    text: str,
+    tables: list[Any],
+    seen: dict[str, str],
+    fail: Callable[[LetterkitError], None],
+    *,
+    user: bool,
+) -> Iterator[Contact]:
+    """The valid contacts of one chunk of a recipients file (``seen``: ids so far)."""
+    lines = [start + n for n in _lines_of_chunk(text)] if tables else []
+    for i, table in enumerate(tables):
+        where = f"{path}:{lines[i] if i < len(lines) else start}"
+        try:
+            if not isinstance(table, dict):
+                raise ContactError(f"{where}: a contact must be a table: write [[contact]]")
+            contact = contact_from_table(table, where, user=user)
+        except LetterkitError as exc:
+            fail(exc)
+            continue
+        if contact.id in seen:
+            fail(ContactError(f"{where}: duplicate contact id {contact.id!r} (first at {seen[contact.id]})"))
+            continue
+        seen[contact.id] = where
+        yield contact
 
 
 def _lines_of_chunk(text: str) -> list[int]:

@@ -42,9 +42,8 @@ def has_consent(value: str) -> bool:
     return value in _YES or bool(_DATE.match(value))
 
 
-def load_cosigners(path: str | Path) -> list[Cosigner]:
-    """Read and validate a co-signers CSV; raise one error listing every bad row."""
-    path = Path(path)
+def _read_rows(path: Path) -> list[tuple[int, list[str]]]:
+    """The CSV records with the line each starts on (a quoted field may span lines)."""
     try:
         with path.open(encoding="utf-8-sig", newline="") as fh:
             text = fh.read()
@@ -53,30 +52,50 @@ def load_cosigners(path: str | Path) -> list[Cosigner]:
     except (OSError, UnicodeDecodeError) as exc:
         reason = getattr(exc, "strerror", None) or exc
         raise InvalidValue(f"cannot read co-signers file {path}: {reason}") from None
-    first_line = text.split("\n", 1)[0]
     try:
-        dialect: type[csv.Dialect] | csv.Dialect = csv.Sniffer().sniff(first_line, delimiters=",;\t")
+        dialect: type[csv.Dialect] | csv.Dialect = csv.Sniffer().sniff(
+            text.split("\n", 1)[0], delimiters=",;\t"
+        )
     except csv.Error:
         dialect = csv.excel
     reader = csv.reader(io.StringIO(text, newline=""), dialect)
     rows: list[tuple[int, list[str]]] = []
     end = 0
-    for row in reader:  # remember the line each record starts on (a quoted field may span lines)
+    for row in reader:
         rows.append((end + 1, row))
         end = reader.line_num
+    return rows
+
+
+def _problem(rec: dict[str, str], seen: dict[str, int], lineno: int) -> str:
+    """What is wrong with one co-signer ("" if nothing)."""
+    if not rec["name"]:
+        return "no name"
+    try:
+        for key in ("name", "city", "country", "organisation"):
+            check_header_value(rec.get(key, ""), key)
+    except LetterkitError as exc:
+        return exc.message
+    if not has_consent(rec["consent"]):
+        return f"no recorded consent for {rec['name']!r}"
+    key = " ".join(rec["name"].lower().split())
+    if key in seen:
+        return f"{rec['name']!r} is a duplicate of line {seen[key]}"
+    seen[key] = lineno
+    return ""
+
+
+def load_cosigners(path: str | Path) -> list[Cosigner]:
+    """Read and validate a co-signers CSV; raise one error listing every bad row."""
+    path = Path(path)
+    rows = _read_rows(path)
+    columns_hint = "the first row names the columns: name,city,country,organisation,consent"
     if not rows:
-        raise InvalidValue(
-            f"{path}: the co-signers file is empty",
-            hint="the first row names the columns: name,city,country,organisation,consent",
-        )
-    rows_header = rows[0][1]
-    header = [_ALIASES.get(h.strip().lower(), h.strip().lower()) for h in rows_header]
+        raise InvalidValue(f"{path}: the co-signers file is empty", hint=columns_hint)
+    header = [_ALIASES.get(h.strip().lower(), h.strip().lower()) for h in rows[0][1]]
     missing = [c for c in ("name", "consent") if c not in header]
     if missing:
-        raise InvalidValue(
-            f"{path}:1: missing column(s) {', '.join(missing)}",
-            hint="the first row names the columns: name,city,country,organisation,consent",
-        )
+        raise InvalidValue(f"{path}:1: missing column(s) {', '.join(missing)}", hint=columns_hint)
     problems: list[str] = []
     result: list[Cosigner] = []
     seen: dict[str, int] = {}
@@ -87,23 +106,9 @@ def load_cosigners(path: str | Path) -> list[Cosigner]:
             problems.append(f"line {lineno}: {len(row)} fields, expected {len(header)}")
             continue
         rec = {h: cell.strip() for h, cell in zip(header, row, strict=True)}
-        if not rec["name"]:
-            problems.append(f"line {lineno}: no name")
+        if problem := _problem(rec, seen, lineno):
+            problems.append(f"line {lineno}: {problem}")
             continue
-        try:
-            for key in ("name", "city", "country", "organisation"):
-                check_header_value(rec.get(key, ""), key)
-        except LetterkitError as exc:
-            problems.append(f"line {lineno}: {exc.message}")
-            continue
-        if not has_consent(rec["consent"]):
-            problems.append(f"line {lineno}: no recorded consent for {rec['name']!r}")
-            continue
-        key = " ".join(rec["name"].lower().split())
-        if key in seen:
-            problems.append(f"line {lineno}: {rec['name']!r} is a duplicate of line {seen[key]}")
-            continue
-        seen[key] = lineno
         result.append(
             Cosigner(rec["name"], rec.get("city", ""), rec.get("country", ""), rec.get("organisation", ""))
         )

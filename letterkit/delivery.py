@@ -18,20 +18,24 @@ letters left stay queued, their files are written to the outbox, and
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from . import clock
 from .errors import InvalidValue, LetterkitError
-from .ledger import COMMIT_EVERY, IN_OUTBOX, Row, now_text
-from .outbox import Outbox, QueueResult
-from .transport import DeliveryResult, Transport, is_loopback
+from .ledger import COMMIT_EVERY, IN_OUTBOX, now_text
+from .outbox import Outbox
+from .transport import DeliveryResult, is_loopback
 from .validation import check_address
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable
+
     from .config import Account
+    from .ledger import Row
     from .letters import Letter
+    from .outbox import QueueResult
+    from .transport import Transport
 
 STALE_DATE_SECONDS = 30  # a letter whose Date is older than this gets a new one as it leaves
 

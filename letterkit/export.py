@@ -36,17 +36,20 @@ import email.policy
 import os
 import re
 import unicodedata
-from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 from . import clock
 from .errors import ConfigError, ExportError
-from .letters import Letter, to_message
+from .letters import to_message
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable, Sequence
+
     from fpdf import FPDF
+
+    from .letters import Letter
 
 FORMATS = ("pdf", "eml", "mbox", "txt")
 FONT_DIR = Path(__file__).resolve().parent / "fonts"
@@ -522,7 +525,7 @@ class _Renderer:
         height = self.pdf.multi_cell(
             w, BODY_LH, line.text, align="L", dry_run=True, output=MethodReturnValue.HEIGHT
         )
-        return float(cast(float, height))
+        return float(cast("float", height))
 
     def _body(self, layout: _Layout) -> None:
         from fpdf.enums import XPos, YPos

@@ -14,8 +14,12 @@ from __future__ import annotations
 import os
 import stat
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from .errors import ConfigError, LetterkitError
+from .errors import ConfigError
+
+if TYPE_CHECKING:
+    from .errors import LetterkitError
 
 
 def _mode_for(path: Path, default: int) -> int:

@@ -26,10 +26,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import clock
@@ -37,6 +35,8 @@ from .errors import OutboxError
 
 if TYPE_CHECKING:
     import sqlite3
+    from collections.abc import Iterable, Iterator, Sequence
+    from pathlib import Path
 
 STATUSES = ("queued", "failed", "sent", "partial", "prepared", "done", "dropped")
 IN_OUTBOX = ("queued", "failed")

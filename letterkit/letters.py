@@ -8,27 +8,29 @@ LF and NUL before anything is queued.
 
 from __future__ import annotations
 
-import datetime as dt
 import email.utils  # light: formataddr, format_datetime
 import functools
 from collections import OrderedDict
-from collections.abc import Hashable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from . import clock
-from .campaign import Campaign, TemplateFile
 from .config import Signer
-from .contacts import Contact, iter_select, matches, select
-from .cosigners import Cosigner
+from .contacts import iter_select, matches, select
 from .errors import ContactError, InvalidValue, LetterkitError, TemplateError
 from .validation import check_address, check_header_value
 
 if TYPE_CHECKING:
+    import datetime as dt
+    from collections.abc import Hashable, Iterable, Iterator, Sequence
     from email.message import EmailMessage
 
     import jinja2
     import jinja2.sandbox
+
+    from .campaign import Campaign, TemplateFile
+    from .contacts import Contact
+    from .cosigners import Cosigner
 
 
 @dataclass(frozen=True)

@@ -46,8 +46,7 @@ import os
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import AbstractContextManager, contextmanager, suppress
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -57,6 +56,9 @@ from .ledger import DELIVERED, IN_OUTBOX, STATUSES, Ledger, Row, now_text, rcpt_
 from .validation import check_address
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Iterator
+    from contextlib import AbstractContextManager
+
     from .config import Account
     from .letters import Letter
 

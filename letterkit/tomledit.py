@@ -12,11 +12,14 @@ Only public tomlkit names are used; tables are changed in place.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, MutableMapping, MutableSequence
-from typing import Any
+from collections.abc import MutableMapping, MutableSequence
+from typing import TYPE_CHECKING, Any
 
 import tomlkit
 from tomlkit.items import AoT, Item, Table
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 Parent = MutableMapping[str, Any] | MutableSequence[Any]
 Body = list[tuple[Any, Item]]

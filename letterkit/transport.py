@@ -40,16 +40,16 @@ from __future__ import annotations
 import os
 import re
 import time
-from collections.abc import Callable, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
-from .errors import LetterkitError, TransportError
+from .errors import TransportError
 from .validation import check_address
 
 if TYPE_CHECKING:
     import smtplib
+    from collections.abc import Callable, Sequence
 
     from .config import Account
 
@@ -267,81 +267,101 @@ class SmtpTransport:
         """Connect, secure and authenticate one connection (no retries)."""
         import smtplib
 
-        a = self.account
         note = steps.append if steps is not None else (lambda _s: None)
+        stage = ["connect"]  # the step under way, for the error message
         smtp: smtplib.SMTP | None = None
-        step = "connect"
         try:
-            if a.security == "tls":
-                step = "TLS handshake"
-                smtp = smtplib.SMTP_SSL(
-                    a.host, a.port, local_hostname=EHLO_NAME, timeout=self.timeout, context=self._context()
-                )
-                note(f"connected to {self.where} with TLS")
-            else:
-                smtp = smtplib.SMTP(a.host, a.port, local_hostname=EHLO_NAME, timeout=self.timeout)
-                note(f"connected to {self.where}")
-            step = "EHLO"
-            code, msg = smtp.ehlo()
-            if code != 250:
-                smtp.helo()
-            if a.security == "starttls":
-                if not smtp.has_extn("starttls"):
-                    raise TransportError(
-                        f"{self.where}: the server does not offer STARTTLS",
-                        hint="use --security tls (usually port 465), or check host and port",
-                    )
-                step = "STARTTLS"
-                code, msg = smtp.starttls(context=self._context())
-                if code != 220:
-                    raise TransportError(f"{self.where}: STARTTLS refused ({_reply(code, msg)})")
-                step = "EHLO after STARTTLS"
-                smtp.ehlo()
-            sock = smtp.sock
-            self.tls_version = sock.version() if hasattr(sock, "version") and sock is not None else ""
-            if self.tls_version:
-                note(f"TLS {self.tls_version}, certificate verified for {a.host}")
-            elif a.security == "none":
-                note("no encryption (security = none)")
-            self.authenticated = False
-            if a.username:
-                if not self.tls_version and not is_loopback(a.host):
-                    raise TransportError(
-                        f"{self.where}: refusing to send your password over an unencrypted connection",
-                        hint="use --security starttls or tls; only a loopback host may go without",
-                    )
-                step = "AUTH"
-                if not smtp.has_extn("auth"):
-                    raise TransportError(
-                        f"{self.where}: the server does not offer AUTH",
-                        hint="check host and port (submission is usually 587 or 465), "
-                        "or remove --username if the server needs no login",
-                    )
-                self._login(smtp)
-                self.authenticated = True
-                note(f"authenticated as {a.username}")
-        except smtplib.SMTPConnectError as exc:
+            smtp = self._open_socket(stage, note)
+            self._secure(smtp, stage, note)
+            self._authenticate(smtp, stage, note)
+        except (smtplib.SMTPException, OSError) as exc:
             self._discard(smtp)
-            reply = _reply(exc.smtp_code, exc.smtp_error)
-            if 400 <= exc.smtp_code < 500:
-                raise ServerUnreachable(f"{self.where}: the server is busy ({reply})") from None
-            raise TransportError(f"{self.where}: the server refused the connection ({reply})") from None
-        except smtplib.SMTPResponseException as exc:
-            self._discard(smtp)
-            reply = _reply(exc.smtp_code, exc.smtp_error)
-            if 400 <= exc.smtp_code < 500:
-                raise ServerUnreachable(f"{self.where}: temporary failure during {step} ({reply})") from None
-            raise TransportError(f"{self.where}: {step} refused ({reply})") from None
-        except LetterkitError:  # TransportError, or no password (CredentialError)
+            raise self._connect_error(exc, stage[0]) from None
+        except BaseException:  # TransportError, no password (CredentialError), Ctrl-C
             self._discard(smtp)
             raise
-        except (OSError, smtplib.SMTPServerDisconnected) as exc:
-            self._discard(smtp)
-            raise self._map_os_error(exc, step) from None
-        except smtplib.SMTPException as exc:
-            self._discard(smtp)
-            raise TransportError(f"{self.where}: {step} failed ({exc})") from None
         return smtp
+
+    def _open_socket(self, stage: list[str], note: Callable[[str], object]) -> smtplib.SMTP:
+        import smtplib
+
+        a = self.account
+        smtp: smtplib.SMTP
+        if a.security == "tls":
+            stage[0] = "TLS handshake"
+            smtp = smtplib.SMTP_SSL(
+                a.host, a.port, local_hostname=EHLO_NAME, timeout=self.timeout, context=self._context()
+            )
+            note(f"connected to {self.where} with TLS")
+        else:
+            smtp = smtplib.SMTP(a.host, a.port, local_hostname=EHLO_NAME, timeout=self.timeout)
+            note(f"connected to {self.where}")
+        stage[0] = "EHLO"
+        code, _msg = smtp.ehlo()
+        if code != 250:
+            smtp.helo()
+        return smtp
+
+    def _secure(self, smtp: smtplib.SMTP, stage: list[str], note: Callable[[str], object]) -> None:
+        """STARTTLS when the account asks for it (required, verified); note the TLS version."""
+        a = self.account
+        if a.security == "starttls":
+            if not smtp.has_extn("starttls"):
+                raise TransportError(
+                    f"{self.where}: the server does not offer STARTTLS",
+                    hint="use --security tls (usually port 465), or check host and port",
+                )
+            stage[0] = "STARTTLS"
+            code, msg = smtp.starttls(context=self._context())
+            if code != 220:
+                raise TransportError(f"{self.where}: STARTTLS refused ({_reply(code, msg)})")
+            stage[0] = "EHLO after STARTTLS"
+            smtp.ehlo()
+        sock = smtp.sock
+        self.tls_version = sock.version() if hasattr(sock, "version") and sock is not None else ""
+        if self.tls_version:
+            note(f"TLS {self.tls_version}, certificate verified for {a.host}")
+        elif a.security == "none":
+            note("no encryption (security = none)")
+
+    def _authenticate(self, smtp: smtplib.SMTP, stage: list[str], note: Callable[[str], object]) -> None:
+        a = self.account
+        self.authenticated = False
+        if not a.username:
+            return
+        if not self.tls_version and not is_loopback(a.host):
+            raise TransportError(
+                f"{self.where}: refusing to send your password over an unencrypted connection",
+                hint="use --security starttls or tls; only a loopback host may go without",
+            )
+        stage[0] = "AUTH"
+        if not smtp.has_extn("auth"):
+            raise TransportError(
+                f"{self.where}: the server does not offer AUTH",
+                hint="check host and port (submission is usually 587 or 465), "
+                "or remove --username if the server needs no login",
+            )
+        self._login(smtp)
+        self.authenticated = True
+        note(f"authenticated as {a.username}")
+
+    def _connect_error(self, exc: BaseException, step: str) -> TransportError:
+        """The error for a failed connection: busy or temporary (4xx) is unreachable."""
+        import smtplib
+
+        if isinstance(exc, smtplib.SMTPResponseException):
+            reply = _reply(exc.smtp_code, exc.smtp_error)
+            temporary = 400 <= exc.smtp_code < 500
+            if isinstance(exc, smtplib.SMTPConnectError):
+                if temporary:
+                    return ServerUnreachable(f"{self.where}: the server is busy ({reply})")
+                return TransportError(f"{self.where}: the server refused the connection ({reply})")
+            if temporary:
+                return ServerUnreachable(f"{self.where}: temporary failure during {step} ({reply})")
+            return TransportError(f"{self.where}: {step} refused ({reply})")
+        if isinstance(exc, OSError | smtplib.SMTPServerDisconnected):
+            return self._map_os_error(exc, step)
+        return TransportError(f"{self.where}: {step} failed ({exc})")
 
     def _login(self, smtp: smtplib.SMTP) -> None:
         import smtplib
