@@ -1112,6 +1112,7 @@ class Outbox:
         retry_failed: bool = False,
         on_progress: Callable[[int, int, Row], None] | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        on_wait: Callable[[float], None] | None = None,
     ) -> DeliveryReport:
         """Deliver queued letters over ``transport``, oldest first.
 
@@ -1123,7 +1124,8 @@ class Outbox:
         (the caller closes it).  Per letter: its outbox file is written, it is
         sent, its file is moved into ``sent/`` and its ledger row updated — the
         bookkeeping in small steps while the server answers the next letter's
-        commands (when the transport offers ``while_waiting``).
+        commands (when the transport offers ``while_waiting``).  ``on_wait(seconds)``
+        is called just before the rate limit makes it wait (a progress display says so).
         """
         import sqlite3
 
@@ -1253,6 +1255,8 @@ class Outbox:
                         conn.execute("BEGIN")
                         wait = next_at - time.monotonic()
                         if wait > 0:
+                            if on_wait is not None:
+                                on_wait(wait)
                             sleep(wait)
                     next_at = time.monotonic() + interval
                     if row.file not in in_outbox:  # its outbox file is written before it goes
