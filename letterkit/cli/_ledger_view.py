@@ -44,11 +44,11 @@ def row_text(row: Row, *, when: str) -> Group:
         to = ", ".join(row.rcpt)
     else:
         to = "by hand" if row.channel == "hand" else f"by hand ({row.channel})"
-    parts: list[Any] = [head, Padding(Text(to, overflow="fold"), (0, 0, 0, 7))]
+    parts: list[Any] = [head, Padding(Text(to, overflow="fold"), (0, 0, 0, 7), expand=False)]
     reason = row.reason or (row.reply if row.status in ("sent", "partial") and row.reply else "")
     if reason:
         style = "red" if row.status == "failed" else "dim"
-        parts.append(Padding(Text(f"└ {reason}", style=style, overflow="fold"), (0, 0, 0, 7)))
+        parts.append(Padding(Text(f"└ {reason}", style=style, overflow="fold"), (0, 0, 0, 7), expand=False))
     return Group(*parts)
 
 

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from typing import Any
 
     from ..campaign import TemplateFile
+    from ..contacts import Contact
 
 CHANNEL_LABELS = {"email": "e-mail", "fax": "fax", "post": "post", "web": "web form"}
 
@@ -44,23 +45,7 @@ def show_contacts(*, group: str | None = None, channel: str | None = None, as_js
         ]  # fmt: skip
         _output.emit_tsv(rows)
     else:
-        from rich.markup import escape
-        from rich.table import Table
-
-        table = Table(title=f"Contacts — {escape(campaign.title)}", title_justify="left")
-        table.add_column("id", style="bold", no_wrap=True)
-        table.add_column("name")
-        table.add_column("groups")
-        table.add_column("channels")
-        table.add_column("checked", no_wrap=True)
-        for c in chosen:
-            checked = escape(c.checked or "never")
-            if c.is_stale():
-                checked = f"[yellow]{checked}*[/]"
-            name = escape(c.name) + (f" [cyan](yours: {escape(c.scope)})[/]" if c.user else "")
-            channels = ", ".join(CHANNEL_LABELS[ch] for ch in c.channels)
-            table.add_row(escape(c.id), name, escape("\n".join(c.groups)), channels, checked)
-        _output.out().print(table)
+        _contact_blocks(campaign.title, chosen)
     if campaign.other_user_contacts:
         others = ", ".join(f"{c.id} ({c.scope})" for c in campaign.other_user_contacts)
         _output.info(f"Not in this campaign ({campaign.id}), of your contacts: {others}.")
@@ -72,6 +57,32 @@ def show_contacts(*, group: str | None = None, channel: str | None = None, as_js
             f"{len(stale)} contact(s) were last checked long ago ({dates}; marked * on a terminal): "
             "verify addresses before relying on them; add a current one with: letterkit contacts add ..."
         )
+
+
+def _contact_blocks(title: str, chosen: list[Contact]) -> None:
+    """One block per contact, made for 80 columns: the id whole on its own line (never
+    squeezed by a long name), the name, then channels and groups, wrapped with their indent."""
+    from rich.markup import escape
+    from rich.padding import Padding
+    from rich.text import Text
+
+    console = _output.out()
+    console.print(f"[bold]Contacts — {escape(title)}[/]")
+    for c in chosen:
+        head = Text(overflow="fold")
+        head.append(c.id, style="bold")
+        head.append(
+            f"  checked {c.checked or 'never'}" + ("*" if c.is_stale() else ""),
+            style="yellow" if c.is_stale() else "dim",
+        )
+        name = Text(c.name, overflow="fold")
+        if c.user:
+            name.append(f" (yours: {c.scope})", style="cyan")
+        channels = ", ".join(CHANNEL_LABELS[ch] for ch in c.channels) or "no channel"
+        how = Text(f"{channels} · groups: {', '.join(c.groups) or 'none'}", style="dim", overflow="fold")
+        console.print(head)
+        for line in (name, how):
+            console.print(Padding(line, (0, 0, 0, 4), expand=False))
 
 
 def show_templates(*, as_json: bool = False) -> None:
@@ -117,8 +128,8 @@ def show_templates(*, as_json: bool = False) -> None:
     from rich.table import Table
 
     table = Table(title=f"Templates — {escape(campaign.title)}", title_justify="left")
-    table.add_column("name", style="bold")
-    table.add_column("languages")
+    table.add_column("name", style="bold", no_wrap=True)
+    table.add_column("languages", no_wrap=True)
     table.add_column("to / cc")
     table.add_column("description / subject")
     for r in rows:

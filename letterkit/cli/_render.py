@@ -58,16 +58,19 @@ def show_letters(
         head.add_column()
         for name, value in letter_headers(letter, from_addr):
             head.add_row(f"{name}:", Text(value))
-        tags = [letter.language]
-        if letter.verbatim:
-            tags.append("verbatim template text — a personal --note makes it count for more")
+        # Notes go inside the panel, wrapped: a subtitle is one line and is cut at 80 columns.
         if stale_note and letter.contact.is_stale():
-            tags.append(f"contact data last checked {letter.contact.checked or 'never'}")
+            checked = letter.contact.checked or "never"
+            note = f"contact data last checked {checked}: verify the address before sending"
+            head.add_row("Note:", Text(note, style="yellow"))
+        if letter.verbatim:
+            note = "verbatim template text — a personal --note makes it count for more"
+            head.add_row("Note:", Text(note, style="dim"))
         console.print(
             Panel(
                 _body(head, letter),
                 title=f"[bold]{escape(letter.template)}[/] → {escape(letter.contact.id)}",
-                subtitle=escape(" · ".join(tags)),
+                subtitle=escape(letter.language),
                 title_align="left",
                 subtitle_align="left",
                 expand=True,

@@ -148,45 +148,6 @@ def _esc(text: object) -> str:
     return escape(str(text))
 
 
-class _ProgressBar:
-    """A Rich progress bar on stderr, started at the first letter (after any password prompt)."""
-
-    def __init__(self, enabled: bool, label: str) -> None:
-        self.enabled = enabled
-        self.label = label
-        self._progress: Any = None
-        self._task: Any = None
-
-    def __call__(self, done: int, total: int, row: Row) -> None:
-        if not self.enabled:
-            return
-        if self._progress is None:
-            from rich.progress import (
-                BarColumn,
-                MofNCompleteColumn,
-                Progress,
-                TextColumn,
-                TimeRemainingColumn,
-            )
-
-            self._progress = Progress(
-                TextColumn("{task.description}"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TimeRemainingColumn(),
-                console=_output.err(),
-                transient=True,
-            )
-            self._progress.start()
-            self._task = self._progress.add_task(self.label, total=total)
-        self._progress.update(self._task, completed=done, description=f"{self.label} {row.recipient}")
-
-    def stop(self) -> None:
-        if self._progress is not None:
-            self._progress.stop()
-            self._progress = None
-
-
 def _deliver(
     box: Outbox,
     account: Account,
@@ -197,8 +158,12 @@ def _deliver(
     show_progress: bool,
     allow_prompt: bool,
 ) -> DeliveryReport:
+    """Deliver a batch; progress on stderr: a bar on a terminal (``show_progress``), else a
+    line per letter (see :mod:`._views`)."""
+    from ._views import Progress
+
     transport = _transport(account, allow_prompt=allow_prompt)
-    bar = _ProgressBar(show_progress, "Sending")
+    progress = Progress("Sending", bar=show_progress)
     try:
         from ..delivery import deliver
 
@@ -208,10 +173,11 @@ def _deliver(
             batch=batch,
             rate=rate,
             retry_failed=retry_failed,
-            on_progress=bar if bar.enabled else None,  # no per-letter call when nobody watches
+            on_progress=progress,
+            on_wait=progress.waiting,
         )
     finally:
-        bar.stop()
+        progress.stop()
         transport.close()
 
 
@@ -299,10 +265,10 @@ class _Skips:
 
 
 def _summary(box: Outbox, report: DeliveryReport) -> None:
-    """A table for people (stderr): what was sent, what failed and why."""
+    """What was sent, what failed and why, for people (stderr; see :func:`._views.print_report`)."""
     from itertools import islice
 
-    from rich.table import Table
+    from ._views import print_report
 
     if not report.total:
         return
@@ -311,27 +277,11 @@ def _summary(box: Outbox, report: DeliveryReport) -> None:
         return
     problems_only = report.total > SUMMARY_ROWS
     statuses = ("partial", "failed", "queued") if problems_only else ("sent", "partial", "failed", "queued")
-    style = {"sent": "green", "partial": "yellow", "failed": "red", "queued": "yellow"}
-    table = Table(title="Delivery", title_justify="left")
-    table.add_column("#", justify="right")
-    table.add_column("recipient")
-    table.add_column("to / cc")
-    table.add_column("status")
-    table.add_column("server reply / reason", overflow="fold")
-    for row in islice(box.batch_rows(report.batch, statuses), SUMMARY_ROWS):
-        table.add_row(
-            str(row.id),
-            _esc(row.recipient),
-            _esc(", ".join(row.rcpt)),
-            f"[{style[row.status]}]{row.status}[/]",
-            _esc(row.reply),
-        )
-    if table.row_count:
-        _output.err().print(table)
+    listed = print_report(islice(box.batch_rows(report.batch, statuses), SUMMARY_ROWS), title="Delivery")
     _output.info(
         f"{report.sent} sent, {report.partial} partly refused, {report.failed} failed, "
         f"{report.deferred} still queued"
-        + (" (only letters with a problem are listed)" if problems_only and table.row_count else "")
+        + (" (only letters with a problem are listed)" if problems_only and listed else "")
     )
 
 
@@ -345,9 +295,9 @@ def _compact(box: Outbox, queued: QueueResult, account: Account | None) -> None:
         return
     sender = account.from_addr if account else "(no account yet)"
     table = Table(title=f"Queued from {_esc(sender)}", title_justify="left")
-    table.add_column("#", justify="right")
-    table.add_column("recipient")
-    table.add_column("to / cc")
+    table.add_column("#", justify="right", no_wrap=True, min_width=3)  # ids whole at 80 columns
+    table.add_column("recipient", no_wrap=True, overflow="fold")
+    table.add_column("to / cc", overflow="fold")
     table.add_column("subject", overflow="ellipsis", no_wrap=True, max_width=50)
     for row in islice(box.batch_rows(queued.batch, ("queued",)), SUMMARY_ROWS):
         table.add_row(str(row.id), _esc(row.recipient), _esc(", ".join(row.rcpt)), _esc(row.subject))
@@ -1506,17 +1456,12 @@ def account_list(as_json: JsonOpt = False) -> None:
          "yes" if i["default"] else ""]
         for i in items
     ]  # fmt: skip
-    if not sys.stdout.isatty():
+    if not _output.stdout_is_terminal():
         _output.emit_tsv([headers, *cells])
         return
-    from rich.table import Table
+    from ._views import print_accounts
 
-    table = Table(title="Mail accounts", title_justify="left")
-    for h in headers:
-        table.add_column(h)
-    for row in cells:
-        table.add_row(*(_esc(c) for c in row))
-    _output.out().print(table)
+    print_accounts(items)
 
 
 @account_app.command("test")
