@@ -53,7 +53,9 @@ _EXPORTS = {
     "Ledger": "ledger",
     "Row": "ledger",
     "deliver": "delivery",
-    "send_letters": "delivery",
+    "send_letters": "service",
+    "SendJob": "service",
+    "flush": "service",
     "SendReport": "delivery",
     "DeliveryReport": "delivery",
     "SmtpTransport": "transport",
@@ -106,7 +108,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, eagerly
     from .config import Account, Config, Signer, config_dir, data_dir, load_config, save_config
     from .contacts import CHANNELS, Contact, filter_contacts, select
     from .cosigners import Cosigner, load_cosigners
-    from .delivery import DeliveryReport, SendReport, deliver, send_letters
+    from .delivery import DeliveryReport, SendReport, deliver
     from .errors import (
         CampaignError,
         ConfigError,
@@ -123,4 +125,5 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, eagerly
     from .ledger import Ledger, Row
     from .letters import Letter, Renderer, compose, compose_all, plan, to_message
     from .outbox import Outbox
+    from .service import SendJob, flush, send_letters
     from .transport import DeliveryResult, SmtpTransport

@@ -24,7 +24,6 @@ from typing import TYPE_CHECKING, Any
 from . import clock
 from .errors import InvalidValue, LetterkitError
 from .ledger import COMMIT_EVERY, IN_OUTBOX, now_text
-from .outbox import Outbox
 from .transport import DeliveryResult, is_loopback
 from .validation import check_address
 
@@ -33,8 +32,7 @@ if TYPE_CHECKING:
 
     from .config import Account
     from .ledger import Row
-    from .letters import Letter
-    from .outbox import QueueResult
+    from .outbox import Outbox, QueueResult
     from .transport import Transport
 
 STALE_DATE_SECONDS = 30  # a letter whose Date is older than this gets a new one as it leaves
@@ -288,56 +286,3 @@ def _record(
     }
     box.ledger.update(row.id, **{**changes, "refused": json.dumps(refused) if refused else ""})
     return changes
-
-
-def send_letters(
-    letters: Iterable[Letter],
-    *,
-    account: Account | None,
-    outbox: Outbox | None = None,
-    password_provider: Callable[[], str] | None = None,
-    resend: bool = False,
-    rate: float | None = None,
-    on_progress: Callable[[int, int, Row], None] | None = None,
-    transport: Transport | None = None,
-) -> SendReport:
-    """Queue ``letters`` durably, then deliver them through ``account`` (the CLI's ``send --yes``).
-
-    Without an account the letters stay queued (deliver them later with
-    :func:`deliver`).  ``password_provider`` defaults to the account's
-    non-interactive sources (:func:`letterkit.credentials.get_password`); ``rate``
-    to :data:`letterkit.config.DEFAULT_RATE` letters per minute.  Letters of this
-    batch queued by an earlier, interrupted run are delivered too.
-    """
-    from .config import DEFAULT_RATE
-
-    box = outbox or Outbox()
-    try:
-        with box.session():  # queued and delivered without another process in between
-            queued = box.queue(letters, account=account, resend=resend, write_outbox=account is None)
-            if account is None or not queued.to_deliver:
-                return SendReport(
-                    queued, None if account is None else DeliveryReport(queued.batch, account.name)
-                )
-            if transport is None:
-                from .credentials import get_password
-                from .transport import SmtpTransport
-
-                acct = account
-                transport = SmtpTransport(
-                    acct, password_provider or (lambda: get_password(acct, interactive=False))
-                )
-            try:
-                report = deliver(
-                    box,
-                    transport,
-                    batch=queued.batch,
-                    rate=DEFAULT_RATE if rate is None else rate,
-                    on_progress=on_progress,
-                )
-            finally:
-                transport.close()
-            return SendReport(queued, report)
-    finally:
-        if outbox is None:
-            box.close()

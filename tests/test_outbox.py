@@ -22,7 +22,8 @@ from smtp_server import (  # noqa: F401  (fixtures)
 
 from letterkit.campaign import load_campaign
 from letterkit.config import Signer
-from letterkit.delivery import deliver, send_letters
+from letterkit.delivery import deliver
+from letterkit.service import send_letters
 from letterkit.errors import OutboxError, TemplateError
 from letterkit.letters import compose
 from letterkit.outbox import Outbox

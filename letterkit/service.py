@@ -1,0 +1,431 @@
+"""The use cases: what ``letterkit send``, ``outbox flush`` and ``account add`` do, for scripts too.
+
+Every rule a script must obey as much as the command line lives here, not in
+the CLI: a campaign that asks for personal words, letters signed with
+placeholder details, the account's defaults and presets, the rate.  The CLI
+parses options, calls one of these, and renders the result; a script calls the
+same functions and gets the same rules::
+
+    job = letterkit.service.SendJob.create(config, campaign, "protest", signer, account="main")
+    with letterkit.Outbox() as box:
+        report = job.run(box, job.letters())
+
+A :class:`SendJob` holds what was decided before the first letter is composed
+(account, pace, placeholder check, warnings); :meth:`SendJob.plan` is the dry
+run, :meth:`SendJob.run` queues durably and delivers.  :func:`flush` delivers
+what waits in the outbox; :func:`account_from_options` and :func:`add_account`
+make and store an account.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .config import DEFAULT_PORTS, Account, parse_rate
+from .errors import ConfigError, InvalidValue
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Iterator
+
+    from .campaign import Campaign
+    from .config import Config, Signer
+    from .cosigners import Cosigner
+    from .delivery import DeliveryReport, SendReport
+    from .ledger import Row
+    from .letters import Letter
+    from .outbox import Outbox, Skipped
+    from .transport import Transport
+
+PRESETS: dict[str, dict[str, Any]] = {
+    "gmail": {"host": "smtp.gmail.com", "port": 587, "security": "starttls",
+              "note": "Gmail needs an app password (Google account → Security → App passwords)"},
+    "outlook": {"host": "smtp-mail.outlook.com", "port": 587, "security": "starttls"},
+    "yahoo": {"host": "smtp.mail.yahoo.com", "port": 465, "security": "tls",
+              "note": "Yahoo needs an app password"},
+    "fastmail": {"host": "smtp.fastmail.com", "port": 465, "security": "tls",
+                 "note": "Fastmail needs an app password"},
+    "posteo": {"host": "posteo.de", "port": 587, "security": "starttls"},
+    "mailbox.org": {"host": "smtp.mailbox.org", "port": 465, "security": "tls"},
+    "riseup": {"host": "mail.riseup.net", "port": 587, "security": "starttls"},
+    "disroot": {"host": "disroot.org", "port": 587, "security": "starttls"},
+}  # fmt: skip
+
+ADD_ACCOUNT_HINT = (
+    "letterkit account add NAME --host smtp.example.org --username you@example.org --from you@example.org"
+)
+
+
+# --- rules ----------------------------------------------------------------------------------
+
+
+def require_note(campaign: Campaign, note: str, *, will_edit: bool = False) -> None:
+    """A campaign with ``require_note`` takes no letter without the signer's own words."""
+    if campaign.require_note and not note.strip() and not will_edit:
+        raise InvalidValue(
+            f"campaign {campaign.id!r} asks every letter-writer to add personal words",
+            hint="pass --note 'your words', --note-file FILE or --edit; nothing was queued",
+        )
+
+
+def placeholder(signer: Signer, account: Account | None) -> str:
+    """Why letters signed so must not be queued ("" if they may).
+
+    Letters signed with placeholder details may only go to a server on this
+    machine (tests, rehearsals); without an account they would wait for any
+    server added later.
+    """
+    from .placeholders import placeholder_reason
+    from .transport import is_loopback
+
+    if account is not None and is_loopback(account.host):
+        return ""
+    return placeholder_reason(name=signer.name, email=signer.email, city=signer.city, country=signer.country)
+
+
+# --- sending ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Planned:
+    """What :meth:`SendJob.run` would do with one letter (the dry run)."""
+
+    letter: Letter
+    action: str  # "send", "queue" (no account), "prepare" (by hand) or "skip"
+    reason: str = ""
+    envelope: dict[str, Any] | None = None
+
+
+@dataclass
+class SendJob:
+    """One ``send``: the letters of a template, from a signer, through an account (or none)."""
+
+    campaign: Campaign
+    template: str
+    signer: Signer
+    account: Account | None
+    rate: float
+    to: tuple[str, ...] = ()
+    cc: tuple[str, ...] | None = None
+    language: str | None = None
+    note: str = ""
+    cosigners: tuple[Cosigner, ...] = ()
+    placeholder: str = ""
+    warnings: list[str] = field(default_factory=list)
+
+    @classmethod
+    def create(
+        cls,
+        config: Config,
+        campaign: Campaign,
+        template: str,
+        signer: Signer,
+        *,
+        account: str | None = None,
+        rate: str | float | None = None,
+        to: Iterable[str] = (),
+        cc: Iterable[str] | None = None,
+        language: str | None = None,
+        note: str = "",
+        cosigners: Iterable[Cosigner] = (),
+        will_edit: bool = False,
+    ) -> SendJob:
+        """Check everything that can be checked before composing (raises LetterkitError)."""
+        require_note(campaign, note, will_edit=will_edit)
+        acct = config.account(account)
+        per_minute = rate if isinstance(rate, int | float) else parse_rate(rate, config.rate)
+        return cls(
+            campaign=campaign,
+            template=template,
+            signer=signer.validated(),
+            account=acct,
+            rate=float(per_minute),
+            to=tuple(to),
+            cc=tuple(cc) if cc is not None else None,
+            language=language,
+            note=note,
+            cosigners=tuple(cosigners),
+            placeholder=placeholder(signer, acct),
+            warnings=[w for w in (campaign.deadline_warning(),) if w],
+        )
+
+    @property
+    def dry_run_only(self) -> bool:
+        """Signed with placeholder details: the letters may be shown, never queued."""
+        return bool(self.placeholder)
+
+    def letters(self) -> Iterator[Letter]:
+        """The letters, composed one at a time (every one checked as it comes)."""
+        from .letters import compose
+
+        return compose(
+            self.campaign,
+            self.template,
+            self.signer,
+            to=self.to,
+            cc=self.cc,
+            language=self.language,
+            note=self.note,
+            cosigners=self.cosigners,
+        )
+
+    def recipients(self) -> list[Any]:
+        """Every contact the letters go to (primaries and copies), for stale-data notes."""
+        from .letters import plan
+
+        who = plan(self.campaign, self.template, self.to, self.cc)
+        return [*who.primaries(), *who.copies]
+
+    def plan(self, box: Outbox, letters: Iterable[Letter], *, resend: bool = False) -> Iterator[Planned]:
+        """What :meth:`run` would do with each letter, envelope included; changes nothing."""
+        from_addr = self.account.from_addr if self.account else None
+        for letter in letters:
+            reason, _row = box.skip_reason(letter, resend=resend)
+            if reason:
+                action = "skip"
+            elif letter.channel != "email":
+                action = "prepare"
+            else:
+                action = "send" if self.account else "queue"
+            envelope = (
+                {"mail_from": from_addr, "rcpt_to": [*letter.to, *letter.cc]}
+                if letter.channel == "email"
+                else None
+            )
+            yield Planned(letter, action, reason, envelope)
+
+    def run(
+        self,
+        box: Outbox,
+        letters: Iterable[Letter],
+        *,
+        resend: bool = False,
+        other_signers: bool = False,
+        on_skip: Callable[[Skipped], None] | None = None,
+        on_progress: Callable[[int, int, Row], None] | None = None,
+        on_wait: Callable[[float], None] | None = None,
+        transport: Transport | None = None,
+        interactive: bool = False,
+    ) -> SendReport:
+        """Queue every letter durably (all or nothing), then deliver them through the account.
+
+        Without an account the letters stay queued.  ``interactive``: a password
+        may be asked for on the terminal.  Refuses letters signed with
+        placeholder details (see :func:`placeholder`).
+        """
+        if self.placeholder:
+            raise InvalidValue(f"not queued: {self.placeholder}", hint="sign with your own details")
+        return send_letters(
+            letters,
+            account=self.account,
+            outbox=box,
+            resend=resend,
+            rate=self.rate,
+            other_signers=other_signers,
+            on_skip=on_skip,
+            on_progress=on_progress,
+            on_wait=on_wait,
+            transport=transport,
+            interactive=interactive,
+        )
+
+
+def send_letters(
+    letters: Iterable[Letter],
+    *,
+    account: Account | None,
+    outbox: Outbox | None = None,
+    resend: bool = False,
+    rate: float | None = None,
+    other_signers: bool = False,
+    on_skip: Callable[[Skipped], None] | None = None,
+    on_progress: Callable[[int, int, Row], None] | None = None,
+    on_wait: Callable[[float], None] | None = None,
+    transport: Transport | None = None,
+    password_provider: Callable[[], str] | None = None,
+    interactive: bool = False,
+) -> SendReport:
+    """Queue ``letters`` durably (all or nothing), then deliver them through ``account``.
+
+    Without an account the letters stay queued (:func:`flush` sends them later).
+    ``rate`` defaults to :data:`letterkit.config.DEFAULT_RATE` letters a minute.  The
+    password comes from ``password_provider``, else the account's usual sources
+    (``interactive``: it may be asked for on the terminal).  Letters of this
+    batch queued by an earlier, interrupted run are delivered too.
+    """
+    from .config import DEFAULT_RATE
+    from .delivery import DeliveryReport, SendReport, deliver
+    from .outbox import Outbox
+
+    box = outbox or Outbox()
+    try:
+        with box.session():  # queued and delivered without another process in between
+            queued = box.queue(
+                letters,
+                account=account,
+                resend=resend,
+                on_skip=on_skip,
+                write_outbox=account is None,  # delivered at once: no outbox files unless it stops
+                other_signers=other_signers,
+            )
+            if account is None or not queued.to_deliver:
+                return SendReport(
+                    queued, None if account is None else DeliveryReport(queued.batch, account.name)
+                )
+            transport = transport or smtp_transport(
+                account, interactive=interactive, password=password_provider
+            )
+            try:
+                per_minute = DEFAULT_RATE if rate is None else rate
+                report = deliver(
+                    box,
+                    transport,
+                    batch=queued.batch,
+                    rate=per_minute,
+                    on_progress=on_progress,
+                    on_wait=on_wait,
+                )
+            finally:
+                transport.close()
+            return SendReport(queued, report)
+    finally:
+        if outbox is None:
+            box.close()
+
+
+def smtp_transport(
+    account: Account, *, interactive: bool = False, password: Callable[[], str] | None = None
+) -> Transport:
+    """The account's SMTP transport; its password from ``password``, else the usual sources
+    (the environment, the account's command, the keyring, a prompt if ``interactive``)."""
+    from .credentials import get_password
+    from .transport import SmtpTransport
+
+    return SmtpTransport(account, password or (lambda: get_password(account, interactive=interactive)))
+
+
+def flush(
+    box: Outbox,
+    account: Account | None,
+    *,
+    rate: float,
+    retry_failed: bool = False,
+    on_progress: Callable[[int, int, Row], None] | None = None,
+    on_wait: Callable[[float], None] | None = None,
+    transport: Transport | None = None,
+    interactive: bool = False,
+) -> DeliveryReport:
+    """Deliver what waits in the outbox (``retry_failed``: the refused letters too)."""
+    from .delivery import deliver
+
+    if account is None:
+        raise ConfigError("no mail account is set up", hint=f"add yours with: {ADD_ACCOUNT_HINT}")
+    transport = transport or smtp_transport(account, interactive=interactive)
+    try:
+        return deliver(
+            box, transport, rate=rate, retry_failed=retry_failed, on_progress=on_progress, on_wait=on_wait
+        )
+    finally:
+        transport.close()
+
+
+# --- accounts ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AccountOptions:
+    """What ``letterkit account add`` was given (None: not given)."""
+
+    name: str
+    preset: str | None = None
+    host: str | None = None
+    port: int | None = None
+    security: str | None = None
+    username: str | None = None
+    from_addr: str | None = None
+    ca_file: str | None = None
+    password_command: str | None = None
+    no_login: bool = False
+    timeout: float = 30.0
+
+
+def account_from_options(opts: AccountOptions) -> tuple[Account, str]:
+    """The account (validated) and the preset's note for people ("" if none).
+
+    A preset fills host, port and security; the port follows the security
+    (587 starttls, 465 tls, 25 none); the login defaults to the From address and
+    the From address to a login that is an address.
+    """
+    chosen: dict[str, Any] = {}
+    if opts.preset:
+        if opts.preset.lower() not in PRESETS:
+            raise InvalidValue(f"unknown preset {opts.preset!r}", hint=f"known: {', '.join(PRESETS)}")
+        chosen = dict(PRESETS[opts.preset.lower()])
+    security = opts.security or chosen.get("security") or "starttls"
+    host = opts.host or chosen.get("host")
+    if not host:
+        raise InvalidValue("--host is required (or a --preset)", hint=f"e.g. {ADD_ACCOUNT_HINT}")
+    sender = opts.from_addr or (opts.username if opts.username and "@" in opts.username else "")
+    port = (
+        opts.port or (chosen.get("port") if not opts.security else None) or DEFAULT_PORTS.get(security, 587)
+    )
+    account = Account(
+        name=opts.name,
+        host=host,
+        port=port,
+        security=security,
+        username="" if opts.no_login else (opts.username or sender),
+        from_addr=sender,
+        ca_file=str(Path(opts.ca_file).expanduser().resolve()) if opts.ca_file else "",
+        password_command=opts.password_command or "",
+        timeout=opts.timeout,
+    ).validated()
+    return account, str(chosen.get("note", ""))
+
+
+def add_account(
+    config: Config,
+    account: Account,
+    *,
+    password: str | None = None,
+    default: bool = False,
+    replace: bool = False,
+) -> tuple[Path, str]:
+    """Store the password (if given) in the keyring, then the account in config.toml.
+
+    The first account becomes the default.  Returns the config file and where the
+    password comes from, for people.  If config.toml cannot be written, the
+    password just stored is taken out of the keyring again.
+    """
+    from .config import save_config
+    from .credentials import delete_password, no_password_hint, store_password
+
+    if account.name in config.accounts and not replace:
+        raise ConfigError(
+            f"an account named {account.name!r} exists already",
+            hint=f"pass --replace to change it, or remove it: letterkit account remove {account.name}",
+        )
+    if password is not None:
+        if not account.username:
+            raise InvalidValue("--password-stdin with --no-login: there is no login to use it for")
+        store_password(account.name, password)  # raises before anything is saved
+    first = not config.accounts
+    config.accounts[account.name] = account
+    if default or first:
+        config.default_account = account.name
+    try:
+        path = save_config(config)
+    except ConfigError:
+        if password is not None:
+            delete_password(account.name)
+        raise
+    if password is not None:
+        stored = "in the OS keyring"
+    elif not account.username:
+        stored = "not needed (no login)"
+    elif account.password_command:
+        stored = f"from {account.password_command!r}"
+    else:
+        stored = f"not stored yet: {no_password_hint(account.name)}"
+    return path, stored
