@@ -35,8 +35,8 @@ if TYPE_CHECKING:
     from .delivery import DeliveryReport, SendReport
     from .ledger import Row
     from .letters import Letter
-    from .outbox import Outbox, Skipped
-    from .transport import Transport
+    from .outbox import Outbox, QueueResult, Skipped
+    from .transport import SmtpTransport, Transport
 
 PRESETS: dict[str, dict[str, Any]] = {
     "gmail": {"host": "smtp.gmail.com", "port": 587, "security": "starttls",
@@ -203,6 +203,7 @@ class SendJob:
         resend: bool = False,
         other_signers: bool = False,
         on_skip: Callable[[Skipped], None] | None = None,
+        on_queued: Callable[[QueueResult], None] | None = None,
         on_progress: Callable[[int, int, Row], None] | None = None,
         on_wait: Callable[[float], None] | None = None,
         transport: Transport | None = None,
@@ -224,6 +225,7 @@ class SendJob:
             rate=self.rate,
             other_signers=other_signers,
             on_skip=on_skip,
+            on_queued=on_queued,
             on_progress=on_progress,
             on_wait=on_wait,
             transport=transport,
@@ -240,6 +242,7 @@ def send_letters(
     rate: float | None = None,
     other_signers: bool = False,
     on_skip: Callable[[Skipped], None] | None = None,
+    on_queued: Callable[[QueueResult], None] | None = None,
     on_progress: Callable[[int, int, Row], None] | None = None,
     on_wait: Callable[[float], None] | None = None,
     transport: Transport | None = None,
@@ -249,6 +252,7 @@ def send_letters(
     """Queue ``letters`` durably (all or nothing), then deliver them through ``account``.
 
     Without an account the letters stay queued (:func:`flush` sends them later).
+    ``on_queued(result)`` is called once they are queued, before any is sent.
     ``rate`` defaults to :data:`letterkit.config.DEFAULT_RATE` letters a minute.  The
     password comes from ``password_provider``, else the account's usual sources
     (``interactive``: it may be asked for on the terminal).  Letters of this
@@ -269,6 +273,8 @@ def send_letters(
                 write_outbox=account is None,  # delivered at once: no outbox files unless it stops
                 other_signers=other_signers,
             )
+            if on_queued is not None:
+                on_queued(queued)
             if account is None or not queued.to_deliver:
                 return SendReport(
                     queued, None if account is None else DeliveryReport(queued.batch, account.name)
@@ -296,7 +302,7 @@ def send_letters(
 
 def smtp_transport(
     account: Account, *, interactive: bool = False, password: Callable[[], str] | None = None
-) -> Transport:
+) -> SmtpTransport:
     """The account's SMTP transport; its password from ``password``, else the usual sources
     (the environment, the account's command, the keyring, a prompt if ``interactive``)."""
     from .credentials import get_password

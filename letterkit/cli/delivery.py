@@ -70,23 +70,11 @@ if TYPE_CHECKING:
     from ..delivery import DeliveryReport
     from ..letters import Letter
     from ..outbox import Outbox, QueueResult, Row, Skipped
-    from ..transport import SmtpTransport
+    from ..service import SendJob
 
 SUMMARY_ROWS = 50  # longest table printed for people; longer batches list only problems
 
-PRESETS: dict[str, dict[str, Any]] = {
-    "gmail": {"host": "smtp.gmail.com", "port": 587, "security": "starttls",
-              "note": "Gmail needs an app password (Google account → Security → App passwords)"},
-    "outlook": {"host": "smtp-mail.outlook.com", "port": 587, "security": "starttls"},
-    "yahoo": {"host": "smtp.mail.yahoo.com", "port": 465, "security": "tls",
-              "note": "Yahoo needs an app password"},
-    "fastmail": {"host": "smtp.fastmail.com", "port": 465, "security": "tls",
-                 "note": "Fastmail needs an app password"},
-    "posteo": {"host": "posteo.de", "port": 587, "security": "starttls"},
-    "mailbox.org": {"host": "smtp.mailbox.org", "port": 465, "security": "tls"},
-    "riseup": {"host": "mail.riseup.net", "port": 587, "security": "starttls"},
-    "disroot": {"host": "disroot.org", "port": 587, "security": "starttls"},
-}  # fmt: skip
+from ..service import PRESETS  # noqa: E402  (the preset names appear in --help)
 
 ADD_ACCOUNT_HINT = (  # no password source here: account add names the ones this machine has
     "letterkit account add NAME --host smtp.example.org --username you@example.org --from you@example.org"
@@ -130,18 +118,6 @@ def _outbox(readonly: bool = False) -> Outbox:
     return Outbox(readonly=readonly)
 
 
-def _password_provider(account: Account, *, allow_prompt: bool) -> Any:
-    from ..credentials import get_password
-
-    return lambda: get_password(account, interactive=allow_prompt)
-
-
-def _transport(account: Account, *, allow_prompt: bool) -> SmtpTransport:
-    from ..transport import SmtpTransport
-
-    return SmtpTransport(account, _password_provider(account, allow_prompt=allow_prompt))
-
-
 def _esc(text: object) -> str:
     from rich.markup import escape
 
@@ -149,36 +125,26 @@ def _esc(text: object) -> str:
 
 
 def _deliver(
-    box: Outbox,
-    account: Account,
-    *,
-    batch: str | None,
-    rate: float,
-    retry_failed: bool,
-    show_progress: bool,
-    allow_prompt: bool,
+    box: Outbox, account: Account, *, rate: float, retry_failed: bool, show_progress: bool
 ) -> DeliveryReport:
-    """Deliver a batch; progress on stderr: a bar on a terminal (``show_progress``), else a
-    line per letter (see :mod:`._views`)."""
+    """``outbox flush``: deliver what waits; progress on stderr, a bar on a terminal
+    (``show_progress``), else a line per letter (see :mod:`._views`)."""
+    from ..service import flush
     from ._views import Progress
 
-    transport = _transport(account, allow_prompt=allow_prompt)
     progress = Progress("Sending", bar=show_progress)
     try:
-        from ..delivery import deliver
-
-        return deliver(
+        return flush(
             box,
-            transport,
-            batch=batch,
+            account,
             rate=rate,
             retry_failed=retry_failed,
             on_progress=progress,
             on_wait=progress.waiting,
+            interactive=_output.interactive(),
         )
     finally:
         progress.stop()
-        transport.close()
 
 
 def emit_json_stream(
@@ -234,6 +200,12 @@ class _Skips:
             if keep
             else None
         )
+
+    def emptied(self, letter: Letter) -> None:
+        """A letter the signer emptied in the editor (``send --edit``)."""
+        from ..outbox import Skipped
+
+        self(Skipped(letter.key, letter.contact.id, letter.contact.name, "emptied in the editor"))
 
     def __call__(self, skip: Skipped) -> None:
         import json
@@ -589,92 +561,123 @@ def send(
     country: CountryOpt = None,
     organisation: OrgOpt = None,
 ) -> None:
-    import os
-
-    from ..errors import InvalidValue, NotConfirmed
-    from ..letters import compose
+    from ..service import SendJob
 
     config = _output.load_config()
-    signer = _common.resolve_signer(config, name, email, city, country, organisation)
-    campaign = _output.load_campaign()
-    personal = _common.read_note(note, note_file)
-    if campaign.require_note and not personal and not edit:
-        raise InvalidValue(
-            f"campaign {campaign.id!r} asks every letter-writer to add personal words",
-            hint="pass --note 'your words', --note-file FILE or --edit; nothing was queued",
+    job = SendJob.create(
+        config,
+        _output.load_campaign(),
+        template,
+        _common.resolve_signer(config, name, email, city, country, organisation),
+        account=account,
+        rate=rate,
+        to=to or (),
+        cc=cc,
+        language=lang,
+        note=_common.read_note(note, note_file),
+        cosigners=_common.read_cosigners(cosigners),
+        will_edit=edit,
+    )
+    _check_editor(edit)
+    for w in job.warnings:
+        _output.warn(w)
+    dry = dry_run or job.dry_run_only  # placeholder details (the quick start): shown, never queued
+    if not dry and not yes and not _output.interactive():
+        from ..errors import NotConfirmed
+
+        raise NotConfirmed(
+            "not sending without confirmation: there is no terminal to ask on",
+            hint="pass --yes to send, or --dry-run to see what would be sent; nothing was queued",
         )
+    skips = _Skips(people=not as_json, keep=as_json)
+    letters = job.letters()
+    if edit:
+        letters = _edited(letters, job.campaign.require_note, skips.emptied)
+    base: dict[str, Any] = {
+        "campaign": job.campaign.id,
+        "template": template,
+        "account": job.account.name if job.account else None,
+        "dry_run": dry,
+        "deadline_passed": job.campaign.deadline_passed(),
+        "warnings": job.warnings,
+    }
+    if dry:
+        _send_dry_run(job, letters, resend=resend, as_json=as_json, base=base)
+    else:
+        _send_now(
+            job, letters, skips, yes=yes, resend=resend, open_forms=open_forms, as_json=as_json, base=base
+        )
+
+
+def _check_editor(edit: bool) -> None:
+    import os
+
+    from ..errors import InvalidValue
+
     if edit and not (_output.interactive() or os.environ.get("VISUAL") or os.environ.get("EDITOR")):
         raise InvalidValue(
             "--edit needs an editor: there is no terminal and neither $VISUAL nor $EDITOR is set",
             hint="set EDITOR (e.g. EDITOR=nano) or run on a terminal",
         )
-    co = _common.read_cosigners(cosigners)
-    acct = config.account(account)
-    per_minute = parse_rate(rate, config.rate)
-    placeholder = _placeholder(signer, acct)
-    if placeholder:  # a demonstration (the quick start): shown in full, never queued
-        dry_run = True
-    warnings = [w for w in (campaign.deadline_warning(),) if w]
-    for w in warnings:
-        _output.warn(w)
-    interactive = _output.interactive()
-    if not dry_run and not yes and not interactive:
-        raise NotConfirmed(
-            "not sending without confirmation: there is no terminal to ask on",
-            hint="pass --yes to send, or --dry-run to see what would be sent; nothing was queued",
-        )
-    from ..outbox import Skipped
 
-    people = not as_json
-    skips = _Skips(people=people, keep=as_json)
 
-    def emptied(letter: Letter) -> None:
-        skips(Skipped(letter.key, letter.contact.id, letter.contact.name, "emptied in the editor"))
-
-    letters: Iterable[Letter] = compose(
-        campaign,
-        template,
-        signer,
-        to=to or (),
-        cc=cc,
-        language=lang,
-        note=personal,
-        cosigners=co,
-    )
-    if edit:
-        letters = _edited(letters, campaign.require_note, emptied)
-    base: dict[str, Any] = {
-        "campaign": campaign.id,
-        "template": template,
-        "account": acct.name if acct else None,
-        "dry_run": dry_run,
-        "deadline_passed": campaign.deadline_passed(),
-        "warnings": warnings,
-    }
+def _send_dry_run(
+    job: SendJob, letters: Iterable[Letter], *, resend: bool, as_json: bool, base: dict[str, Any]
+) -> None:
     stale = _StaleContacts()
-    if dry_run:
-        from ..letters import plan
+    for contact in job.recipients():
+        stale.note(contact)
+    stale.report(base)
+    if job.placeholder:
+        base["placeholder"] = job.placeholder
+    _dry_run(job, letters, resend=resend, as_json=as_json, base=base)
+    if job.placeholder and not as_json:
+        _output.info(
+            f"Nothing was queued: {job.placeholder}, so these letters are only a preview. "
+            "To send them, sign with your own details — letterkit signer set --name 'Your Name' "
+            f"--email you@your-provider --city … --country … — then run: letterkit send {job.template}"
+        )
 
-        who = plan(campaign, template, to or (), cc)
-        for contact in (*who.primaries(), *who.copies):
-            stale.note(contact)
-        stale.report(base)
-        if placeholder:
-            base["placeholder"] = placeholder
-        _dry_run(letters, acct, resend=resend, as_json=as_json, base=base)
-        if placeholder and not as_json:
-            _output.info(
-                f"Nothing was queued: {placeholder}, so these letters are only a preview. "
-                "To send them, sign with your own details — letterkit signer set --name 'Your Name' "
-                f"--email you@your-provider --city … --country … — then run: letterkit send {template}"
-            )
-        return
+
+def _send_now(
+    job: SendJob,
+    letters: Iterable[Letter],
+    skips: _Skips,
+    *,
+    yes: bool,
+    resend: bool,
+    open_forms: bool,
+    as_json: bool,
+    base: dict[str, Any],
+) -> None:
+    """Confirm (on a terminal), queue durably, deliver, report."""
+    from ..errors import NotConfirmed
+    from ._views import Progress
+
+    people, interactive, acct = not as_json, _output.interactive(), job.account
+    stale = _StaleContacts()
     letters = stale.track(letters)  # no extra pass over the contacts: noted as letters stream past
     shown: list[Letter] = []
     if yes and people and acct is None:  # nothing leaves now: show what is queued (a few letters)
         letters = _keep_first(letters, shown, SHOW_QUEUED + 1)
     box = _outbox()
     other_signers = False  # under --yes, letters another signer sent already are skipped
+    progress = Progress("Sending", bar=interactive and people and _output.stdout_is_terminal())
+    after: dict[str, Any] = {}
+
+    def queued_now(queued: QueueResult) -> None:
+        """Between queueing and delivery: what was queued, and what needs your hand."""
+        skips.finish()
+        if shown and len(shown) <= SHOW_QUEUED:
+            from ._render import show_letters
+
+            keys = {row.key for row in box.batch_rows(queued.batch, ("queued", "prepared"))}
+            show_letters([lt for lt in shown if lt.key in keys], _output.err())
+        stale.report(base)
+        if people and yes and interactive:
+            _compact(box, queued, acct)
+        after["by_hand"] = _by_hand_entries(job.campaign, queued, skips, box)
+
     try:
         if not yes:
             letters = list(letters)  # a person reads them all: a human-sized batch
@@ -683,43 +686,24 @@ def send(
             if not go:
                 raise NotConfirmed("you declined; nothing was queued or sent")
             skips.people = False  # the skipped letters were listed with the preview
-        with box.session():  # queued and delivered without another process in between
-            # with an account the letters go now: their outbox files are written just ahead of each
-            queued = box.queue(
+        try:
+            sent = job.run(
+                box,
                 letters,
-                account=acct,
                 resend=resend,
-                on_skip=skips,
-                write_outbox=acct is None,
                 other_signers=other_signers,
+                on_skip=skips,
+                on_queued=queued_now,
+                on_progress=progress,
+                on_wait=progress.waiting,
+                interactive=interactive,
             )
-            skips.finish()
-            if shown and len(shown) <= SHOW_QUEUED:
-                from ._render import show_letters
-
-                keys = {row.key for row in box.batch_rows(queued.batch, ("queued", "prepared"))}
-                show_letters([lt for lt in shown if lt.key in keys], _output.err())
-            stale.report(base)
-            _finish_send(
-                box, campaign, queued, skips, acct, per_minute, yes, interactive, open_forms, as_json, base
-            )
+        finally:
+            progress.stop()
+        _finish_send(box, sent.queue, sent.delivery, skips, acct, after["by_hand"], open_forms, as_json, base)
     finally:
         skips.close()
         box.close()
-
-
-def _placeholder(signer: Any, acct: Account | None) -> str:
-    """Why these letters must not be queued (placeholder signer details), or "".
-
-    Letters signed with placeholder details may only go to a server on this machine
-    (tests, rehearsals); without an account they would wait for any server added later.
-    """
-    from ..placeholders import placeholder_reason
-    from ..transport import is_loopback
-
-    if acct is not None and is_loopback(acct.host):
-        return ""
-    return placeholder_reason(name=signer.name, email=signer.email, city=signer.city, country=signer.country)
 
 
 def _confirm_send(
@@ -775,38 +759,21 @@ def _keep_first(letters: Iterable[Letter], kept: list[Letter], limit: int) -> It
 
 def _finish_send(
     box: Outbox,
-    campaign: Campaign,
     queued: QueueResult,
+    report: DeliveryReport | None,
     skips: _Skips,
     acct: Account | None,
-    per_minute: float,
-    yes: bool,
-    interactive: bool,
+    by_hand: list[dict[str, Any]],
     open_forms: bool,
     as_json: bool,
     base: dict[str, Any],
 ) -> None:
-    people = not as_json
-    if people and yes and interactive:
-        _compact(box, queued, acct)
-    by_hand = _by_hand_entries(campaign, queued, skips, box)
-    report: DeliveryReport | None = None
-    if acct is not None and queued.to_deliver:
-        report = _deliver(
-            box,
-            acct,
-            batch=queued.batch,
-            rate=per_minute,
-            retry_failed=False,
-            show_progress=interactive and people and _output.stdout_is_terminal(),
-            allow_prompt=interactive,
-        )
-    if people:
+    if open_forms:
+        _open_forms(by_hand)
+    if not as_json:
         if report is not None:
             _summary(box, report)
         _show_by_hand(by_hand)
-        if open_forms:
-            _open_forms(by_hand)
         if acct is None and queued.to_deliver:
             _output.info(
                 f"{queued.to_deliver} letter(s) are queued in the outbox ({_esc(box.paths.outbox)}). "
@@ -815,9 +782,7 @@ def _finish_send(
             )
         elif not queued.to_deliver and not by_hand:
             _output.info("Nothing new to send.")
-    if as_json:
-        if open_forms:
-            _open_forms(by_hand)
+    else:
 
         def rows(*statuses: str) -> Iterator[dict[str, Any]]:
             return (r.as_dict() for r in box.batch_rows(queued.batch, statuses))
@@ -854,8 +819,8 @@ def _exit_for(report: DeliveryReport | None) -> None:
 
 
 def _dry_run(
+    job: SendJob,
     letters: Iterable[Letter],
-    acct: Account | None,
     *,
     resend: bool,
     as_json: bool,
@@ -865,25 +830,13 @@ def _dry_run(
     from ._render import letter_headers, show_letters
 
     box = _outbox(readonly=True)
-    from_addr = acct.from_addr if acct else None
+    from_addr = job.account.from_addr if job.account else None
     counts: dict[str, int] = {}
 
     def plans() -> Iterator[tuple[Letter, str, str, dict[str, Any] | None]]:
-        for letter in letters:
-            reason, _row = box.skip_reason(letter, resend=resend)
-            if reason:
-                action = "skip"
-            elif letter.channel != "email":
-                action = "prepare"
-            else:
-                action = "send" if acct else "queue"
-            counts[action] = counts.get(action, 0) + 1
-            envelope = (
-                {"mail_from": from_addr, "rcpt_to": [*letter.to, *letter.cc]}
-                if letter.channel == "email"
-                else None
-            )
-            yield letter, action, reason, envelope
+        for p in job.plan(box, letters, resend=resend):
+            counts[p.action] = counts.get(p.action, 0) + 1
+            yield p.letter, p.action, p.reason, p.envelope
 
     try:
         if as_json:
@@ -1085,11 +1038,9 @@ def outbox_flush(
         report = _deliver(
             box,
             acct,
-            batch=None,
             rate=per_minute,
             retry_failed=retry_failed,
             show_progress=interactive and not as_json and _output.stdout_is_terminal(),
-            allow_prompt=interactive,
         )
         if as_json:
 
@@ -1329,76 +1280,37 @@ def account_add(
     ] = False,
 ) -> None:
     """Add your SMTP account (the password goes to the OS keyring, never to a file)."""
-    from pathlib import Path
+    from ..errors import InvalidValue
+    from ..service import AccountOptions, account_from_options, add_account
 
-    from ..config import DEFAULT_PORTS, Account, save_config
-    from ..errors import ConfigError, InvalidValue
-
-    config = _output.load_config()
-    if name in config.accounts and not replace:
-        raise ConfigError(
-            f"an account named {name!r} exists already",
-            hint=f"pass --replace to change it, or remove it: letterkit account remove {name}",
-        )
     if password_stdin and password_command:
         raise InvalidValue("give --password-stdin or --password-command, not both")
-    chosen: dict[str, Any] = {}
-    if preset:
-        if preset.lower() not in PRESETS:
-            raise InvalidValue(f"unknown preset {preset!r}", hint=f"known: {', '.join(PRESETS)}")
-        chosen = dict(PRESETS[preset.lower()])
-    sec = security or chosen.get("security") or "starttls"
-    server = host or chosen.get("host")
-    if not server:
-        raise InvalidValue("--host is required (or a --preset)", hint=f"e.g. {ADD_ACCOUNT_HINT}")
-    sender = from_addr or (username if username and "@" in username else "")
-    login = "" if no_login else (username or sender)
-    acct = Account(
-        name=name,
-        host=server,
-        port=port or (chosen.get("port") if not security else None) or DEFAULT_PORTS.get(sec, 587),
-        security=sec,
-        username=login,
-        from_addr=sender,
-        ca_file=str(Path(ca_file).expanduser().resolve()) if ca_file else "",
-        password_command=password_command or "",
-        timeout=timeout,
-    ).validated()
-    stored = ""
-    if password_stdin:
-        from ..credentials import store_password
-
-        if not login:
-            raise InvalidValue("--password-stdin with --no-login: there is no login to use it for")
-        store_password(name, _read_password_stdin())  # raises before anything is saved
-        stored = "in the OS keyring"
-    first = not config.accounts
-    config.accounts[name] = acct
-    if default or first:
-        config.default_account = name
-    try:
-        path = save_config(config)
-    except ConfigError:
-        if stored:
-            from ..credentials import delete_password
-
-            delete_password(name)
-        raise
-    if not stored:
-        if not login:
-            stored = "not needed (no login)"
-        elif password_command:
-            stored = f"from {password_command!r}"
-        else:
-            from ..credentials import no_password_hint
-
-            stored = f"not stored yet: {no_password_hint(name)}"
+    acct, note = account_from_options(
+        AccountOptions(
+            name=name,
+            preset=preset,
+            host=host,
+            port=port,
+            security=security,
+            username=username,
+            from_addr=from_addr,
+            ca_file=ca_file,
+            password_command=password_command,
+            no_login=no_login,
+            timeout=timeout,
+        )
+    )
+    config = _output.load_config()
+    if password_stdin and not acct.username:
+        raise InvalidValue("--password-stdin with --no-login: there is no login to use it for")
+    password = _read_password_stdin() if password_stdin else None
+    path, stored = add_account(config, acct, password=password, default=default, replace=replace)
     _output.info(
         f"Account {_esc(name)} saved in {_esc(path)}: {_esc(acct.host)}:{acct.port} ({acct.security}), "
         f"From {_esc(acct.from_addr)}; password {_esc(stored)}."
     )
-    if chosen.get("note"):
-        _output.info(_esc(chosen["note"]) + ".")
+    if note:
+        _output.info(_esc(note) + ".")
     _output.info(f"Check it with: letterkit account test {_esc(name)}")
     _hint_waiting()
 
@@ -1481,12 +1393,13 @@ def account_test(
     Example: letterkit account test personal
     """
     from ..errors import ConfigError, LetterkitError
+    from ..service import smtp_transport
 
     config = _output.load_config()
     acct = config.account(name)
     if acct is None:
         raise ConfigError("no mail account is set up", hint=f"add yours with: {ADD_ACCOUNT_HINT}")
-    transport = _transport(acct, allow_prompt=_output.interactive())
+    transport = smtp_transport(acct, interactive=_output.interactive())
     steps: list[str] = []
     try:
         transport.check(steps)
