@@ -30,11 +30,6 @@ truth and the folders are its views:
   and listed before it is sent.  So a process killed at any moment (even
   ``kill -9``) loses no letter, and at most the one in flight can go twice.
 
-The stdlib :class:`mailbox.Maildir` chooses its own file names, and crash safety
-needs the name the ledger knew before a letter left; so files are written here
-the Maildir way (a unique name in ``tmp/``, renamed into ``new/`` or ``cur/``),
-and :class:`mailbox.Maildir` reads the folder when files are adopted.
-
 Only one process changes an outbox at a time (a lock file, ``outbox.lock``;
 :meth:`Outbox.session` holds it across a queue and its delivery).
 """
@@ -43,16 +38,17 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
-import time
 import uuid
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from . import maildir
 from .errors import OutboxError
+from .fileutil import try_lock, unlock
 from .ledger import DELIVERED, IN_OUTBOX, STATUSES, Ledger, Row, now_text, rcpt_text
+from .maildir import Paths, legacy_message, size, unique_name, write_maildir
 from .validation import check_address
 
 if TYPE_CHECKING:
@@ -75,29 +71,7 @@ __all__ = [
 ]
 
 HAND_CHANNELS = ("fax", "post", "web")
-SENT_FLAGS = "2,S"
-TMP_MAX_AGE = 36 * 3600  # Maildir convention: stray tmp files older than this are garbage
-RECHECK_SENT_SECONDS = 24 * 3600  # reconcile checks the copies of letters sent this recently
-LEGACY_PREFIX = b"X-Letterkit-"  # letterkit 0.1 put its metadata in headers; read, never written
 OTHER_SIGNER = "this recipient already got this letter from another signer on this machine"
-
-
-@dataclass(frozen=True)
-class Paths:
-    """Where the outbox keeps its files."""
-
-    root: Path
-    outbox: Path
-    sent: Path
-    ledger: Path
-    prepared: Path
-
-    @classmethod
-    def under(cls, root: Path) -> Paths:
-        return cls(root, root / "outbox", root / "sent", root / "ledger.sqlite3", root / "prepared")
-
-    def as_dict(self) -> dict[str, str]:
-        return {k: str(getattr(self, k)) for k in ("outbox", "sent", "ledger", "prepared")}
 
 
 @dataclass(frozen=True)
@@ -143,44 +117,6 @@ class QueueResult:
     def to_deliver(self) -> int:
         """How many e-mail letters of this batch wait to be delivered."""
         return self.queued + self.waiting
-
-
-def unique_name() -> str:
-    """A Maildir file name: time, random part, pid (no host name: it would be stored)."""
-    now = time.time()
-    return f"{int(now)}.M{int((now % 1) * 1e6):06d}R{uuid.uuid4().hex[:12]}P{os.getpid()}.letterkit"
-
-
-def write_maildir(box: Path, name: str, data: bytes, where: str) -> None:
-    """Write ``data`` into the Maildir ``box`` the Maildir way: a fresh file in ``tmp/``
-    (created exclusively, never following a link), renamed into ``new/NAME`` or, for a
-    message already read (a sent copy), ``cur/NAME:2,S``."""
-    fd, tmp = tempfile.mkstemp(dir=box / "tmp", prefix=f"{name}.")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        final = name if where == "new" else f"{name}:{SENT_FLAGS}"
-        os.replace(tmp, box / where / final)
-    except BaseException:
-        with suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
-def legacy_message(data: bytes) -> tuple[dict[str, str], bytes]:
-    """A message as letterkit 0.1 stored it (``X-Letterkit-*`` lines first): those lines
-    as a dict and the message without them.  Other messages come back unchanged."""
-    from urllib.parse import unquote
-
-    meta: dict[str, str] = {}
-    pos = 0
-    while data.startswith(LEGACY_PREFIX, pos):
-        end = data.find(b"\n", pos)
-        end = len(data) if end < 0 else end
-        name, _, value = data[pos + len(LEGACY_PREFIX) : end].partition(b":")
-        meta[name.decode("ascii", "replace").lower()] = unquote(value.strip().decode("ascii", "replace"))
-        pos = end + 1
-    return meta, data[pos:]
 
 
 class Outbox:
@@ -230,7 +166,7 @@ class Outbox:
         lock = self.paths.root / "outbox.lock"
         fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
         try:
-            if not _try_lock(fd):
+            if not try_lock(fd):
                 raise OutboxError(
                     f"another letterkit process is using the outbox ({lock})",
                     hint="wait for it to finish; see what is queued with: letterkit outbox",
@@ -240,7 +176,7 @@ class Outbox:
                 yield
             finally:
                 self._lock_fd, self._reconciled = None, False
-                _unlock(fd)
+                unlock(fd)
         finally:
             os.close(fd)
 
@@ -252,10 +188,10 @@ class Outbox:
     # --- files -----------------------------------------------------------------------
 
     def outbox_file(self, name: str, where: str = "new") -> Path:
-        return self.paths.outbox / where / name
+        return self.paths.outbox_file(name, where)
 
     def sent_file(self, name: str) -> Path:
-        return self.paths.sent / "cur" / f"{name}:{SENT_FLAGS}"
+        return self.paths.sent_file(name)
 
     def path_of(self, row: Row) -> Path | None:
         """Where the letter's message file is (outbox or sent), if it is an e-mail."""
@@ -273,19 +209,11 @@ class Outbox:
                 data = path.read_bytes()
         return legacy_message(data)[1] if data is not None else None
 
-    def _dirs(self) -> None:
-        try:
-            for box in (self.paths.outbox, self.paths.sent):
-                for sub in ("tmp", "new", "cur"):
-                    (box / sub).mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise OutboxError(f"cannot create the outbox under {self.paths.root}: {exc.strerror}") from None
-
     def write_outbox(self, batch: str) -> None:
         """Write the outbox files of a batch's waiting letters (the ledger holds them)."""
         try:
             for row, data in self.ledger.with_messages(batch, IN_OUTBOX):
-                if data is not None and _size(self.outbox_file(row.file)) != len(data):
+                if data is not None and size(self.outbox_file(row.file)) != len(data):
                     write_maildir(self.paths.outbox, row.file, data, "new")
         except OSError as exc:
             raise OutboxError(
@@ -300,7 +228,7 @@ class Outbox:
         try:
             try:
                 os.replace(self.outbox_file(row.file), self.sent_file(row.file))
-                if _size(self.sent_file(row.file)) != len(message):  # re-dated or re-addressed
+                if size(self.sent_file(row.file)) != len(message):  # re-dated or re-addressed
                     write_maildir(self.paths.sent, row.file, message, "cur")
             except FileNotFoundError:  # delivered at once: there was no outbox file
                 write_maildir(self.paths.sent, row.file, message, "cur")
@@ -393,135 +321,13 @@ class Outbox:
             self.reconcile(adopt=adopt)
 
     def reconcile(self, *, adopt: bool = True) -> int:
-        """Bring the ledger and the folders into agreement after an interruption.
-
-        Returns how many letters were fixed (see the module docstring).  ``adopt``:
-        also take in messages found in ``outbox/new`` without a ledger row; listings
-        pass False (a read-only look never queues anything).
-        """
-        self._dirs()
-        fixed = self._undo_cur()
-        new_dir = self.paths.outbox / "new"
-        on_disk = set(os.listdir(new_dir))
-        now = now_text()
-        try:
-            with self.ledger.transaction():
-                for row_id, name, size in self.ledger.waiting_files():
-                    in_outbox = name in on_disk
-                    on_disk.discard(name)
-                    fixed += self._fix_waiting(row_id, name, size, in_outbox, now)
-                self.ledger.forget_orphan_messages()
-                if adopt:
-                    for name in sorted(on_disk):
-                        fixed += self._adopt(new_dir / name)
-                fixed += self._fix_sent_copies()
-        except OSError as exc:
-            raise OutboxError(f"cannot bring {self.paths.outbox} up to date: {exc.strerror}") from None
-        self._clean_tmp()
+        """Bring the ledger and the folders into agreement after an interruption; returns how
+        many letters were fixed.  ``adopt``: also take in messages put into ``outbox/new`` by
+        hand (listings pass False: a read-only look never queues anything)."""
+        fixed = maildir.reconcile(self.paths, self.ledger, adopt=adopt)
         if self._lock_fd is not None:
             self._reconciled = True
         return fixed
-
-    def _fix_waiting(self, row_id: int, name: str, size: int | None, in_outbox: bool, now: str) -> int:
-        """One letter the ledger says is waiting: already sent, message missing, or file damaged."""
-        if self.sent_file(name).exists():  # sent; killed before the ledger knew
-            self.ledger.update(
-                row_id, status="sent", sent_at=now, reply="delivered (recorded after an interruption)"
-            )
-        elif size is None and in_outbox:  # queued by letterkit 0.1: its message is the file
-            self.ledger.set_message(row_id, legacy_message(self.outbox_file(name).read_bytes())[1])
-        elif size is None:
-            self.ledger.update(
-                row_id,
-                status="failed",
-                reply="its message is missing from the outbox and the ledger (deleted?)",
-            )
-        elif not (in_outbox and self.outbox_file(name).stat().st_size == size):
-            write_maildir(self.paths.outbox, name, self.ledger.message(row_id) or b"", "new")
-        else:
-            return 0
-        return 1
-
-    def _fix_sent_copies(self) -> int:
-        """Rewrite the missing copies of recently sent letters (a power cut can lose them)."""
-        import datetime as dt
-
-        from . import clock
-
-        since = clock.now() - dt.timedelta(seconds=RECHECK_SENT_SECONDS)
-        when = since.astimezone(dt.UTC).isoformat(timespec="seconds")
-        fixed = 0
-        for name, row_id in self.ledger.sent_since(when):
-            if not self.sent_file(name).exists() and (data := self.ledger.message(row_id)) is not None:
-                with suppress(OSError):
-                    write_maildir(self.paths.sent, name, data, "cur")
-                    fixed += 1
-        return fixed
-
-    def _adopt(self, path: Path) -> int:
-        """A regular file found in ``outbox/new`` without a ledger row becomes a queued letter.
-
-        Never a link (it could point anywhere), never one the ledger knows.  Its
-        envelope is its own To and Cc; letterkit 0.1's ``X-Letterkit-*`` lines give only
-        the campaign, template and recipient id, and are dropped from the message.
-        """
-        import email.policy
-        from email.parser import BytesParser
-
-        if path.is_symlink() or not path.is_file() or self.ledger.knows_file(path.name):
-            return 0
-        meta, message = legacy_message(path.read_bytes())
-        head = BytesParser(policy=email.policy.default).parsebytes(message, headersonly=True)
-        rcpt = [a.addr_spec for h in ("To", "Cc") if head[h] for a in head[h].addresses]
-        to = head["To"].addresses if head["To"] else ()
-        row_id = self.ledger.next_id()
-        self.ledger.insert(
-            [
-                {
-                    "id": row_id,
-                    "key": meta.get("key") or f"outbox/{path.name}",
-                    "campaign": meta.get("campaign", ""),
-                    "template": meta.get("template", ""),
-                    "recipient": meta.get("recipient", "") or (to[0].addr_spec if to else ""),
-                    "recipient_name": str(to[0].display_name) if to else "",
-                    "signer": str(head["From"] or ""),
-                    "channel": "email",
-                    "status": "queued",
-                    "subject": str(head["Subject"] or ""),
-                    "rcpt": rcpt_text(rcpt),
-                    "message_id": str(head["Message-ID"] or ""),
-                    "queued_at": now_text(),
-                    "file": path.name,
-                    "batch": "",
-                }
-            ],
-            [(row_id, message)],
-        )
-        self.ledger.update(
-            row_id, reply="found in the outbox folder without a ledger entry: check it before it goes"
-        )
-        if message != path.read_bytes():
-            write_maildir(self.paths.outbox, path.name, message, "new")
-        return 1
-
-    def _undo_cur(self) -> int:
-        """A mail program that read the outbox moved files to cur/: put them back."""
-        moved = 0
-        for entry in os.scandir(self.paths.outbox / "cur"):
-            if entry.is_file(follow_symlinks=False):
-                os.replace(entry.path, self.paths.outbox / "new" / entry.name.split(":")[0])
-                moved += 1
-        return moved
-
-    def _clean_tmp(self) -> None:
-        """Stray files in tmp/: letterkit's own go at once (the lock is held, so no letterkit
-        is writing them: a killed one left them); others after 36 hours (the Maildir rule)."""
-        limit = time.time() - TMP_MAX_AGE
-        for folder in (self.paths.outbox / "tmp", self.paths.sent / "tmp"):
-            for entry in os.scandir(folder):
-                with suppress(OSError):
-                    if ".letterkit." in entry.name or entry.stat(follow_symlinks=False).st_mtime < limit:
-                        os.unlink(entry.path)
 
     # --- queueing --------------------------------------------------------------------
 
@@ -744,41 +550,3 @@ def _new_row(
         "file": unique_name() if email else "",
         "batch": batch,
     }
-
-
-def _size(path: Path) -> int:
-    try:
-        return os.stat(path).st_size
-    except FileNotFoundError:
-        return -1
-
-
-def _try_lock(fd: int) -> bool:
-    try:
-        import fcntl
-    except ImportError:  # Windows
-        import msvcrt
-
-        try:
-            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)  # type: ignore[attr-defined]
-        except OSError:
-            return False
-        return True
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return False
-    return True
-
-
-def _unlock(fd: int) -> None:
-    try:
-        import fcntl
-    except ImportError:
-        import msvcrt
-
-        with suppress(OSError):
-            os.lseek(fd, 0, os.SEEK_SET)
-            msvcrt.locking(fd, msvcrt.LK_UNLCK, 1)  # type: ignore[attr-defined]
-        return
-    fcntl.flock(fd, fcntl.LOCK_UN)

@@ -304,7 +304,7 @@ def test_a_copy_that_cannot_be_filed_keeps_the_message(campaign, box, smtp_serve
         raise OSError(28, "No space left on device")
 
     with monkeypatch.context() as patch:
-        patch.setattr("letterkit.outbox.write_maildir", disk_full)
+        patch.setattr("letterkit.maildir.write_maildir", disk_full)
         assert box.reconcile() == 0 and box.pending() == []  # usable meanwhile
     box.reconcile()  # the next operation files the copy from the ledger
     assert (copy := box.path_of(sent)) is not None and copy.exists()
