@@ -103,27 +103,76 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # for type checkers and IDEs: the same names, eagerly
-    from .campaign import Campaign, TemplateFile, bundled_campaign_dir, find_campaign_dir, load_campaign
-    from .checker import CheckReport, check_campaign, init_campaign
-    from .config import Account, Config, Signer, config_dir, data_dir, load_config, save_config
-    from .contacts import CHANNELS, Contact, filter_contacts, select
-    from .cosigners import Cosigner, load_cosigners
-    from .delivery import DeliveryReport, SendReport, deliver
-    from .errors import (
-        CampaignError,
-        ConfigError,
-        ContactError,
-        CredentialError,
-        ExportError,
-        InvalidValue,
-        LetterkitError,
-        NotConfirmed,
-        OutboxError,
-        TemplateError,
-        TransportError,
+    from .campaign import (
+        Campaign as Campaign,
+        TemplateFile as TemplateFile,
+        bundled_campaign_dir as bundled_campaign_dir,
+        find_campaign_dir as find_campaign_dir,
+        load_campaign as load_campaign,
     )
-    from .ledger import Ledger, Row
-    from .letters import Letter, Renderer, compose, compose_all, plan, to_message
-    from .outbox import Outbox
-    from .service import SendJob, flush, send_letters
-    from .transport import DeliveryResult, SmtpTransport
+    from .checker import (
+        CheckReport as CheckReport,
+        check_campaign as check_campaign,
+        init_campaign as init_campaign,
+    )
+    from .config import (
+        Account as Account,
+        Config as Config,
+        Signer as Signer,
+        config_dir as config_dir,
+        data_dir as data_dir,
+        load_config as load_config,
+        save_config as save_config,
+    )
+    from .contacts import (
+        CHANNELS as CHANNELS,
+        Contact as Contact,
+        filter_contacts as filter_contacts,
+        select as select,
+    )
+    from .cosigners import (
+        Cosigner as Cosigner,
+        load_cosigners as load_cosigners,
+    )
+    from .delivery import (
+        DeliveryReport as DeliveryReport,
+        SendReport as SendReport,
+        deliver as deliver,
+    )
+    from .errors import (
+        CampaignError as CampaignError,
+        ConfigError as ConfigError,
+        ContactError as ContactError,
+        CredentialError as CredentialError,
+        ExportError as ExportError,
+        InvalidValue as InvalidValue,
+        LetterkitError as LetterkitError,
+        NotConfirmed as NotConfirmed,
+        OutboxError as OutboxError,
+        TemplateError as TemplateError,
+        TransportError as TransportError,
+    )
+    from .ledger import (
+        Ledger as Ledger,
+        Row as Row,
+    )
+    from .letters import (
+        Letter as Letter,
+        Renderer as Renderer,
+        compose as compose,
+        compose_all as compose_all,
+        plan as plan,
+        to_message as to_message,
+    )
+    from .outbox import (
+        Outbox as Outbox,
+    )
+    from .service import (
+        SendJob as SendJob,
+        flush as flush,
+        send_letters as send_letters,
+    )
+    from .transport import (
+        DeliveryResult as DeliveryResult,
+        SmtpTransport as SmtpTransport,
+    )
