@@ -33,8 +33,8 @@ from smtp_server import (  # noqa: F401  (fixtures)
 
 import letterkit
 from letterkit.delivery import deliver
-from letterkit.service import send_letters
 from letterkit.outbox import Outbox
+from letterkit.service import send_letters
 from letterkit.transport import SmtpTransport
 
 CHECKED = TODAY.strftime("%Y-%m")

@@ -23,10 +23,10 @@ from smtp_server import (  # noqa: F401  (fixtures)
 from letterkit.campaign import load_campaign
 from letterkit.config import Signer
 from letterkit.delivery import deliver
-from letterkit.service import send_letters
 from letterkit.errors import OutboxError, TemplateError
 from letterkit.letters import compose
 from letterkit.outbox import Outbox
+from letterkit.service import send_letters
 from letterkit.transport import SmtpTransport
 
 SIGNER = Signer(name="A. Person", email=SIGNER_FROM, city="Leeds", country="UK")
