@@ -68,7 +68,7 @@ _EXPORTS = {
     "prepare_by_hand": "export",
     # authoring
     "check_campaign": "checker",
-    "init_campaign": "checker",
+    "init_campaign": "campaign",
     "CheckReport": "checker",
     # errors
     "LetterkitError": "errors",
@@ -102,7 +102,7 @@ def __dir__() -> list[str]:
     return sorted(__all__)
 
 
-if TYPE_CHECKING:  # for type checkers and IDEs: the same names, eagerly
+if TYPE_CHECKING:  # for type checkers and IDEs: the same names, eagerly (explicitly re-exported)
     from .campaign import (
         Campaign as Campaign,
     )
@@ -116,6 +116,9 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, eagerly
         find_campaign_dir as find_campaign_dir,
     )
     from .campaign import (
+        init_campaign as init_campaign,
+    )
+    from .campaign import (
         load_campaign as load_campaign,
     )
     from .checker import (
@@ -123,9 +126,6 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, eagerly
     )
     from .checker import (
         check_campaign as check_campaign,
-    )
-    from .checker import (
-        init_campaign as init_campaign,
     )
     from .config import (
         Account as Account,
@@ -165,6 +165,12 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, eagerly
     )
     from .cosigners import (
         load_cosigners as load_cosigners,
+    )
+    from .credentials import (
+        get_password as get_password,
+    )
+    from .credentials import (
+        store_password as store_password,
     )
     from .delivery import (
         DeliveryReport as DeliveryReport,
@@ -208,6 +214,15 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, eagerly
     from .errors import (
         TransportError as TransportError,
     )
+    from .export import (
+        export_letters as export_letters,
+    )
+    from .export import (
+        prepare_by_hand as prepare_by_hand,
+    )
+    from .export import (
+        render_pdf as render_pdf,
+    )
     from .ledger import (
         Ledger as Ledger,
     )
@@ -225,6 +240,9 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, eagerly
     )
     from .letters import (
         compose_all as compose_all,
+    )
+    from .letters import (
+        message_bytes as message_bytes,
     )
     from .letters import (
         plan as plan,

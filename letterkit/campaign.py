@@ -328,3 +328,25 @@ def load_campaign(
     if problems is not None:  # checking: read every contact now and collect what is wrong
         campaign.__dict__["campaign_contacts"] = load_contacts(campaign.recipients_path, problems=problems)
     return campaign
+
+
+def init_campaign(directory: str | os.PathLike[str]) -> Path:
+    """Copy the bundled campaign into a new folder (``letterkit init``); never overwrites anything."""
+    import shutil
+
+    dest = Path(directory).expanduser()
+    if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
+        raise CampaignError(
+            f"{dest} exists already and is not empty",
+            hint="choose a new folder name; letterkit init never overwrites",
+        )
+    source = bundled_campaign_dir()
+    try:
+        (dest / "templates").mkdir(parents=True, exist_ok=True)
+        shutil.copy2(source / "recipients.toml", dest / "recipients.toml")
+        for f in sorted((source / "templates").iterdir()):
+            if f.is_file() and (f.suffix in (".j2", ".toml")):
+                shutil.copy2(f, dest / "templates" / f.name)
+    except OSError as exc:
+        raise CampaignError(f"cannot create {dest}: {exc.strerror}") from None
+    return dest

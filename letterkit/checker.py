@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import shutil
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .campaign import bundled_campaign_dir, find_campaign_dir, load_campaign
 from .config import Signer
 from .contacts import checked_problem, number_problem, select
 from .cosigners import Cosigner
-from .errors import CampaignError, LetterkitError
+from .errors import LetterkitError
 
 if TYPE_CHECKING:
     import os
+    from pathlib import Path
 
     from .campaign import Campaign, TemplateFile
     from .contacts import Contact
@@ -190,23 +189,3 @@ def _check_template(
                 report.letters += 1
         except LetterkitError as exc:
             report.problem(str(exc))
-
-
-def init_campaign(directory: str | os.PathLike[str]) -> Path:
-    """Copy the bundled campaign into a new folder; never overwrites anything."""
-    dest = Path(directory).expanduser()
-    if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
-        raise CampaignError(
-            f"{dest} exists already and is not empty",
-            hint="choose a new folder name; letterkit init never overwrites",
-        )
-    source = bundled_campaign_dir()
-    try:
-        (dest / "templates").mkdir(parents=True, exist_ok=True)
-        shutil.copy2(source / "recipients.toml", dest / "recipients.toml")
-        for f in sorted((source / "templates").iterdir()):
-            if f.is_file() and (f.suffix in (".j2", ".toml")):
-                shutil.copy2(f, dest / "templates" / f.name)
-    except OSError as exc:
-        raise CampaignError(f"cannot create {dest}: {exc.strerror}") from None
-    return dest

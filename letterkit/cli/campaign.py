@@ -305,7 +305,7 @@ def init(
     directory: Annotated[str, typer.Argument(metavar="DIR", help="New folder for the campaign.")],
 ) -> None:
     """Start a new campaign folder from a copy of the bundled one (never overwrites)."""
-    from ..checker import init_campaign
+    from ..campaign import init_campaign
 
     path = init_campaign(directory)
     _output.info(
