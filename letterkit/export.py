@@ -45,7 +45,7 @@ from .errors import ConfigError, ExportError
 from .letters import to_message
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Sequence
+    from collections.abc import Callable, Iterable, Sequence
 
     from fpdf import FPDF
 
@@ -664,14 +664,24 @@ class ExportPlan:
                 hint="pass --force to overwrite, or choose another --out folder",
             )
 
-    def render(self) -> list[tuple[Path, bytes]]:
-        """Every file's content, rendered in memory (this is where letters are validated)."""
-        return [(f.path, _content(f)) for f in self.files]
+    def render(
+        self, on_file: Callable[[int, int, ExportFile], None] | None = None
+    ) -> list[tuple[Path, bytes]]:
+        """Every file's content, rendered in memory (this is where letters are validated);
+        ``on_file(done, total, file)`` after each one (a progress display)."""
+        contents = []
+        for n, f in enumerate(self.files, 1):
+            contents.append((f.path, _content(f)))
+            if on_file is not None:
+                on_file(n, len(self.files), f)
+        return contents
 
-    def write(self, *, force: bool = False) -> list[Path]:
+    def write(
+        self, *, force: bool = False, on_file: Callable[[int, int, ExportFile], None] | None = None
+    ) -> list[Path]:
         """Check, render everything, then write every file atomically; return the paths."""
         self.check(force=force)
-        contents = self.render()
+        contents = self.render(on_file)
         try:
             self.out_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:

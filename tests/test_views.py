@@ -236,3 +236,14 @@ def test_delivery_report_at_80_columns_keeps_the_whole_reason(
     _lines_fit(report)
     assert "#1 failed   kz-1" in report and "mission1@example.org, osce@example.net" in report
     assert "(this text is long on purpose)" in " ".join(report.split())
+
+
+def test_export_off_a_terminal_prints_a_line_per_file(invoke, tmp_path):
+    result = invoke("export", "protest", "--format", "pdf", "--out", str(tmp_path / "out"), *REAL_SIGNER)
+    assert result.exit_code == 0, result.output
+    lines = [line for line in result.stderr.splitlines() if line.startswith("[")]
+    assert (
+        len(lines) == 2 and lines[0].startswith("[1/2] rendered ") and lines[1].startswith("[2/2] rendered ")
+    )
+    assert "kz-osce-delegation" in result.stderr and "osce-secretariat" in result.stderr
+    assert result.stdout == ""

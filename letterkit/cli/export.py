@@ -28,7 +28,7 @@ from ._common import (
 )
 
 if TYPE_CHECKING:
-    from ..export import ExportPlan
+    from ..export import ExportFile, ExportPlan
     from ..letters import Letter
 
 
@@ -97,7 +97,7 @@ def export(
     )  # fmt: skip
     plan = plan_export(letters, fmt, out, combined=combined)
     replaced = len(plan.existing())
-    written = plan.write(force=force)
+    written = plan.write(force=force, on_file=None if _output.stdout_is_terminal() else _file_line)
     for w in campaign_warnings(campaign, letters):
         _output.warn(w)
     if plan.skipped:
@@ -130,6 +130,15 @@ def export(
                 ],
             },
         )
+
+
+def _file_line(done: int, total: int, f: ExportFile) -> None:
+    """Off a terminal (a script, cron): a line on stderr for each file as it is rendered."""
+    import sys
+
+    who = ", ".join(lt.contact.id + (" (copy)" if lt.copy else "") for lt in f.letters)
+    sys.stderr.write(f"[{done}/{total}] rendered {f.path.name} for {who}\n")
+    sys.stderr.flush()
 
 
 def _skipped_message(skipped: list[Letter]) -> str:
