@@ -130,8 +130,10 @@ class Account:
                 f"account {self.name!r}: unknown security {self.security!r}",
                 hint="use starttls, tls or none",
             )
-        if not 0 < self.port < 65536:
-            raise ConfigError(f"account {self.name!r}: port {self.port} is out of range")
+        if isinstance(self.port, bool) or not 0 < self.port < 65536:
+            raise ConfigError(f"account {self.name!r}: port {self.port} is out of range (1 to 65535)")
+        if isinstance(self.timeout, bool) or not 1 <= self.timeout <= 600:  # also refuses NaN
+            raise ConfigError(f"account {self.name!r}: timeout {self.timeout} must be 1 to 600 seconds")
         check_header_value(self.username, "account username")
         if not self.from_addr:
             raise ConfigError(
@@ -212,19 +214,62 @@ def load_config(path: Path | None = None) -> Config:
         return Config(path=path)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: {exc}", hint="fix the TOML syntax or delete the file") from None
+    except UnicodeDecodeError:
+        raise ConfigError(
+            f"{path}: not a text file (TOML is UTF-8 text)", hint="fix or delete the file"
+        ) from None
     except OSError as exc:
         raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
     return config_from_dict(raw, path)
 
 
+def _table(raw: dict[str, Any], key: str, where: str) -> dict[str, Any]:
+    value = raw.get(key, {})
+    if not isinstance(value, dict):
+        raise ConfigError(f"{where}: [{key}] must be a table, not {type(value).__name__}")
+    return value
+
+
+def _number(table: dict[str, Any], key: str, default: float, where: str, *, low: float, high: float) -> float:
+    """A number in [low, high] (never a boolean, never NaN or infinite)."""
+    value = table.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
+        raise ConfigError(f"{where}: {key} = {value!r} must be a number from {low:g} to {high:g}")
+    return float(value)
+
+
+def _account(name: str, table: Any, where: str) -> Account:
+    """An account as config.toml has it: types, the security word and ranges checked here
+    (an unknown security is an error, never a connection without TLS)."""
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where} must be a table")
+    security = _str(table, "security", where) or "starttls"
+    if security not in SECURITY_MODES:
+        raise ConfigError(f"{where}: security = {security!r} is not one of {', '.join(SECURITY_MODES)}")
+    port = _number(table, "port", DEFAULT_PORTS[security], where, low=1, high=65535)
+    if port != int(port):
+        raise ConfigError(f"{where}: port = {port!r} must be a whole number")
+    return Account(
+        name=name,
+        host=_str(table, "host", where),
+        port=int(port),
+        security=security,
+        username=_str(table, "username", where),
+        from_addr=_str(table, "from", where),
+        ca_file=_str(table, "ca_file", where),
+        password_command=_str(table, "password_command", where),
+        timeout=_number(table, "timeout", 30.0, where, low=1, high=600),
+    )
+
+
 def config_from_dict(raw: dict[str, Any], path: Path) -> Config:
     """The configuration a parsed config.toml describes (``path`` names it in errors)."""
-    signer_raw = raw.get("signer", {})
-    if not isinstance(signer_raw, dict):
-        raise ConfigError(f"{path}: [signer] must be a table")
+    signer_raw = _table(raw, "signer", str(path))
     address = signer_raw.get("address", [])
     if isinstance(address, str):
         address = address.splitlines()
+    if not isinstance(address, list) or not all(isinstance(x, str) for x in address):
+        raise ConfigError(f"{path} [signer]: address must be a list of lines (strings)")
     where = f"{path} [signer]"
     signer = Signer(
         name=_str(signer_raw, "name", where),
@@ -232,30 +277,13 @@ def config_from_dict(raw: dict[str, Any], path: Path) -> Config:
         city=_str(signer_raw, "city", where),
         country=_str(signer_raw, "country", where),
         organisation=_str(signer_raw, "organisation", where),
-        address=tuple(str(x) for x in address),
+        address=tuple(address),
     )
-    accounts: dict[str, Account] = {}
-    for name, table in (raw.get("account") or {}).items():
-        where = f"{path} [account.{name}]"
-        if not isinstance(table, dict):
-            raise ConfigError(f"{where} must be a table")
-        try:
-            port = int(table.get("port", DEFAULT_PORTS.get(table.get("security", "starttls"), 587)))
-            timeout = float(table.get("timeout", 30.0))
-        except (TypeError, ValueError):
-            raise ConfigError(f"{where}: port and timeout must be numbers") from None
-        accounts[name] = Account(
-            name=name,
-            host=_str(table, "host", where),
-            port=port,
-            security=_str(table, "security", where) or "starttls",
-            username=_str(table, "username", where),
-            from_addr=_str(table, "from", where),
-            ca_file=_str(table, "ca_file", where),
-            password_command=_str(table, "password_command", where),
-            timeout=timeout,
-        )
-    defaults = raw.get("defaults", {})
+    accounts = {
+        name: _account(name, table, f"{path} [account.{name}]")
+        for name, table in _table(raw, "account", str(path)).items()
+    }
+    defaults = _table(raw, "defaults", str(path))
     value = defaults.get("rate", DEFAULT_RATE)
     try:
         if isinstance(value, bool) or not isinstance(value, int | float | str):

@@ -373,9 +373,9 @@ def account_from_options(opts: AccountOptions) -> tuple[Account, str]:
     if not host:
         raise InvalidValue("--host is required (or a --preset)", hint=f"e.g. {ADD_ACCOUNT_HINT}")
     sender = opts.from_addr or (opts.username if opts.username and "@" in opts.username else "")
-    port = (
-        opts.port or (chosen.get("port") if not opts.security else None) or DEFAULT_PORTS.get(security, 587)
-    )
+    port = opts.port
+    if port is None:  # (0 is a port given, and refused below)
+        port = (chosen.get("port") if not opts.security else None) or DEFAULT_PORTS.get(security, 587)
     account = Account(
         name=opts.name,
         host=host,

@@ -287,6 +287,10 @@ class SmtpTransport:
 
         a = self.account
         smtp: smtplib.SMTP
+        if a.security not in ("starttls", "tls", "none"):  # never plain text by mistake
+            raise TransportError(
+                f"account {a.name!r}: unknown security {a.security!r}", hint="use starttls, tls or none"
+            )
         if a.security == "tls":
             stage[0] = "TLS handshake"
             smtp = smtplib.SMTP_SSL(
