@@ -129,8 +129,15 @@ def password_from_command(command: str, account_name: str = "") -> str:
             f"{where}password_command {command!r} failed (exit status {proc.returncode})",
             hint="run it yourself to see why",
         )
-    lines = proc.stdout.decode("utf-8", errors="replace").splitlines()
-    password = lines[0].rstrip("\r") if lines else ""
+    try:
+        text = proc.stdout.decode("utf-8")
+    except UnicodeDecodeError:
+        raise CredentialError(
+            f"{where}password_command {command!r} printed something that is not UTF-8"
+        ) from None
+    # the first line, ended by "\n" only (``pass show`` prints more lines after it); any other
+    # character, U+0085 or U+2028 included, belongs to the password
+    password = text.split("\n", 1)[0].removesuffix("\r")
     if not password:
         raise CredentialError(f"{where}password_command {command!r} printed nothing")
     return password

@@ -161,6 +161,23 @@ def _reply(code: int, message: bytes | str) -> str:
     return f"{code} {' '.join(text.split())}".strip()
 
 
+def _auth_plain_utf8(smtp: smtplib.SMTP, username: str, password: str) -> None:
+    """AUTH PLAIN with a UTF-8 user name or password; raises SMTPAuthenticationError when
+    refused (the reply never contains the secret: only the server's words)."""
+    import base64
+    import smtplib
+
+    if "plain" not in smtp.esmtp_features.get("auth", "").lower().split():
+        raise smtplib.SMTPNotSupportedError(
+            "this server does not offer AUTH PLAIN, needed for a non-ASCII password"
+        )
+    token = base64.b64encode(f"\0{username}\0{password}".encode()).decode("ascii")
+    code, reply = smtp.docmd("AUTH", f"PLAIN {token}")
+    del token
+    if code != 235:
+        raise smtplib.SMTPAuthenticationError(code, reply)
+
+
 class SmtpTransport:
     """One SMTP connection of the user's own account, reused for a batch of messages.
 
@@ -378,7 +395,10 @@ class SmtpTransport:
             )
         password = self._password_provider()
         try:
-            smtp.login(a.username, password)
+            if (a.username + password).isascii():
+                smtp.login(a.username, password)
+            else:  # smtplib encodes AUTH as ASCII; SASL PLAIN is UTF-8 (RFC 4616)
+                _auth_plain_utf8(smtp, a.username, password)
         except smtplib.SMTPAuthenticationError as exc:
             reply = _reply(exc.smtp_code, exc.smtp_error)
             if 400 <= exc.smtp_code < 500:
@@ -391,8 +411,9 @@ class SmtpTransport:
                 f"{self.where}: wrong username or password for {a.username} ({reply})",
                 hint=wrong_password_hint(a),
             ) from None
-        except smtplib.SMTPNotSupportedError:
-            raise TransportError(f"{self.where}: the server offers no AUTH method letterkit knows") from None
+        except smtplib.SMTPNotSupportedError as exc:
+            detail = str(exc) if "PLAIN" in str(exc) else "the server offers no AUTH method letterkit knows"
+            raise TransportError(f"{self.where}: {detail}") from None
         except smtplib.SMTPException as exc:
             raise TransportError(f"{self.where}: AUTH failed ({type(exc).__name__})") from None
         finally:

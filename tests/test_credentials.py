@@ -6,6 +6,7 @@ import sys
 
 import keyring
 import keyring.backends.fail
+import keyring.backends.null
 import pytest
 
 from letterkit import credentials
@@ -135,3 +136,21 @@ def test_wrong_password_hint_names_where_the_password_came_from(monkeypatch):
     assert "'pass show mail' printed a wrong password" in credentials.wrong_password_hint(with_command)
     monkeypatch.setenv("LETTERKIT_SMTP_PASSWORD", "x")
     assert credentials.wrong_password_hint(ACCOUNT).startswith("LETTERKIT_SMTP_PASSWORD holds a wrong")
+
+
+def test_a_command_password_ends_at_a_newline_only():
+    """U+0085, U+2028 and a lone CR are part of a password; only "\\n" ends its line."""
+    script = r"import sys; sys.stdout.buffer.write('pa\u0085ss\u2028wörd\rx\r\nsecond line\n'.encode())"
+    acct = Account(**{**ACCOUNT.__dict__, "password_command": command(script)})
+    assert credentials.get_password(acct, interactive=False) == "pa\u0085ss\u2028wörd\rx"
+
+
+def test_a_command_printing_bytes_that_are_not_utf8_is_an_error():
+    acct = Account(
+        **{
+            **ACCOUNT.__dict__,
+            "password_command": command(r"import sys; sys.stdout.buffer.write(b'\xff\xfe')"),
+        }
+    )
+    with pytest.raises(CredentialError, match="not UTF-8"):
+        credentials.get_password(acct, interactive=False)

@@ -207,3 +207,16 @@ def test_the_greeting_names_no_machine(make_smtp_server, security, monkeypatch):
     (m,) = server.messages
     assert m.helo == "[127.0.0.1]"
     assert b"alices-laptop" not in m.data
+
+
+def test_a_password_beyond_ascii_logs_in_as_utf8(make_smtp_server):
+    """SASL PLAIN is UTF-8 (RFC 4616); no error ever quotes a part of the secret."""
+    secret = "Grüße-ä€-пароль"
+    server = make_smtp_server(password=secret)
+    with SmtpTransport(server.account(), lambda: secret, backoff=0.001) as t:
+        assert t.authenticated and t.send(MESSAGE, USERNAME, RCPT).status == "sent"
+    wrong = "Grüße-ä€-неверно"
+    with pytest.raises(TransportError, match="wrong username or password") as caught:
+        SmtpTransport(server.account(), lambda: wrong, backoff=0.001).open()
+    text = str(caught.value)
+    assert not any(part in text for part in ("Grüße", "ä", "€", "неверно"))
