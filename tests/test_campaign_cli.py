@@ -36,20 +36,6 @@ def test_contacts_table_on_a_terminal(monkeypatch, capsys):
     assert "kz-osce-delegation" in out and "2010-09*" in out and "web form" in out
 
 
-def test_fast_path_and_typer_agree(capsys):
-    """The fast path answers exactly like the Typer command, and leaves anything else to it."""
-    from letterkit.cli import _fast
-
-    assert _fast.run(["contacts", "--json", "--group", "osce"]) == 0
-    fast = capsys.readouterr().out
-    assert '"osce-secretariat"' in fast and "kz-osce" not in fast
-    assert _fast.run(["contacts", "--help"]) is None
-    assert _fast.run(["contacts", "add", "--id", "x"]) is None
-    assert _fast.run(["templates", "--json", "--json"]) is None
-    assert _fast.run(["--campaign", "/nonexistent", "contacts"]) == 2
-    assert "does not exist" in capsys.readouterr().err
-
-
 def test_contacts_json_has_the_right_channels(invoke):
     result = invoke("contacts", "--json")
     assert result.exit_code == 0, result.output

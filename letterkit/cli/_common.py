@@ -5,9 +5,14 @@ Output (consoles, JSON, messages) lives in :mod:`letterkit.cli._output`.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Any
+import functools
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar, cast
 
 import typer
+
+from ..errors import LetterkitError
+from . import _output
 
 if TYPE_CHECKING:
     from ..campaign import Campaign
@@ -16,9 +21,93 @@ if TYPE_CHECKING:
 
 from ._output import load_campaign, load_config
 
+F = TypeVar("F", bound=Callable[..., Any])
+
+# --- the one place a library error becomes a message and an exit code -----------------
+
+
+def mapping_errors(command: F) -> F:
+    """Run ``command``; a :class:`LetterkitError` becomes one line on stderr and its exit code.
+
+    With ``--json`` the same failure is also a JSON document on stdout (unless the command
+    already wrote one), so a script always has something to parse.  Other exceptions are
+    bugs and keep their traceback.
+    """
+
+    @functools.wraps(command)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except LetterkitError as exc:
+            _output.error(str(exc))
+            if _output.STATE.json and not _output.STATE.json_written:
+                _output.emit_error_json(exc.exit_code, str(exc))
+            raise typer.Exit(exc.exit_code) from None
+        except KeyboardInterrupt:
+            _output.error("interrupted; queued letters are safe in the outbox (letterkit outbox)")
+            raise typer.Exit(130) from None
+
+    return cast(F, run)
+
+
+class LetterkitTyper(typer.Typer):
+    """A Typer app whose commands and group callbacks all go through :func:`mapping_errors`."""
+
+    def command(self, name: str | None = None, **kwargs: Any) -> Callable[[F], F]:
+        register = super().command(name, **kwargs)
+
+        def decorator(command: F) -> F:
+            register(mapping_errors(command))
+            return command
+
+        return decorator
+
+    def callback(self, **kwargs: Any) -> Callable[[F], F]:
+        register = super().callback(**kwargs)
+
+        def decorator(callback: F) -> F:
+            register(mapping_errors(callback))
+            return callback
+
+        return decorator
+
+
+def examples(*lines: str) -> str:
+    """The "Examples:" epilog of a command's help, one command line per line, kept as written."""
+    return "Examples:\n\n\b\n" + "\n".join(f"  {line}" for line in lines)
+
+
 # --- options shared by several commands --------------------------------------------
 
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
+
+def _use_campaign(value: str | None) -> str | None:
+    if value is not None:  # after the command: wins over `letterkit --campaign DIR` before it
+        _output.STATE.campaign_dir = value
+    return value
+
+
+def _want_json(value: bool) -> bool:
+    if value:
+        _output.STATE.json = True
+    return value
+
+
+CampaignOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--campaign",
+        metavar="DIR",
+        callback=_use_campaign,
+        expose_value=False,
+        show_default=False,
+        help="Campaign folder (recipients.toml + templates/); may also come before the command.",
+    ),
+]
+"""Every command takes ``--campaign`` after its name too; the option sets the shared state."""
+
+JsonOpt = Annotated[
+    bool, typer.Option("--json", callback=_want_json, help="Print machine-readable JSON on stdout.")
+]
 ToOpt = Annotated[
     list[str] | None,
     typer.Option(

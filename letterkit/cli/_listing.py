@@ -1,5 +1,4 @@
-"""The read-only listings (`contacts`, `templates`), shared by the Typer commands and
-the fast path (:mod:`letterkit.cli._fast`).  Nothing here imports Typer; Rich is
+"""The read-only listings (`contacts`, `templates`).  Nothing here imports Typer; Rich is
 imported only to draw a table on a terminal.
 
 Output: ``--json`` gives a versioned document; on a terminal a Rich table;

@@ -25,8 +25,14 @@ class _State:
     """Options of the root command that every subcommand needs."""
 
     campaign_dir: str | None = None
+    json = False  # --json was given: failures are JSON documents too
     warned_unscoped = False  # the warning about unscoped user contacts was given in this run
     json_written = False  # a JSON document went to stdout (an error then needs no second one)
+
+    def reset(self, campaign_dir: str | None = None) -> None:
+        """Start a run afresh (the tests run many in one process)."""
+        vars(self).clear()
+        self.campaign_dir = campaign_dir
 
 
 STATE = _State()
@@ -107,6 +113,11 @@ def emit_json(kind: str, payload: dict[str, Any]) -> None:
     doc = {"version": JSON_VERSION, "kind": kind, **payload}
     STATE.json_written = True
     sys.stdout.write(json.dumps(doc, ensure_ascii=False, indent=2, default=str) + "\n")
+
+
+def emit_error_json(code: int, message: str) -> None:
+    """A failure as a JSON document on stdout: ``{"version", "kind": "error", "code", "message"}``."""
+    emit_json("error", {"code": code, "message": " ".join(message.split())})
 
 
 def load_campaign(*, with_user_contacts: bool = True) -> Campaign:

@@ -10,17 +10,20 @@ from .. import clock
 from . import _common, _output
 from ._app import app
 from ._common import (
+    CampaignOpt,
     CityOpt,
     CosignersOpt,
     CountryOpt,
     EmailOpt,
     JsonOpt,
     LangOpt,
+    LetterkitTyper,
     NameOpt,
     NoteFileOpt,
     NoteOpt,
     OrgOpt,
     ToOpt,
+    examples,
 )
 
 if TYPE_CHECKING:
@@ -29,15 +32,16 @@ if TYPE_CHECKING:
 
 # --- contacts ------------------------------------------------------------------------
 
-contacts_app = typer.Typer(
+contacts_app = LetterkitTyper(
     help="List who to write to, and add or remove your own contacts (e.g. an embassy).",
     invoke_without_command=True,
     no_args_is_help=False,
+    short_help="List who to write to; add or remove your own contacts.",
 )
 app.add_typer(contacts_app, name="contacts")
 
 
-@contacts_app.callback()
+@contacts_app.callback(epilog=examples("letterkit contacts", "letterkit contacts --channel fax --json"))
 def contacts(
     ctx: typer.Context,
     group: Annotated[
@@ -50,6 +54,7 @@ def contacts(
         ),
     ] = None,
     as_json: JsonOpt = False,
+    campaign_dir: CampaignOpt = None,
 ) -> None:
     """List the campaign's contacts (and yours) with the channels that reach them."""
     if ctx.invoked_subcommand:
@@ -59,7 +64,14 @@ def contacts(
     show_contacts(group=group, channel=channel, as_json=as_json)
 
 
-@contacts_app.command("add")
+@contacts_app.command(
+    "add",
+    short_help="Add a contact of your own to this campaign.",
+    epilog=examples(
+        'letterkit contacts add --id uk --name "Embassy, London" --group missions --email uk@example.org',
+        'letterkit contacts add --id embassy-de --name "Embassy, Berlin" --fax +49301234567 --all-campaigns',
+    ),
+)
 def contacts_add(
     id: Annotated[str, typer.Option("--id", metavar="ID", help="Short id, e.g. embassy-uk.")],
     name: Annotated[str, typer.Option("--name", metavar="NAME", help="Full name of the recipient.")],
@@ -107,15 +119,13 @@ def contacts_add(
         ),
     ] = False,
     as_json: JsonOpt = False,
+    campaign_dir: CampaignOpt = None,
 ) -> None:
     """Add a contact of your own (e.g. Kazakhstan's embassy in your country) to the current campaign.
 
     It is stored in contacts.toml with campaigns = ["ID"] (the current campaign's id), so a
     letter about another case never reaches it through a shared group; --all-campaigns
     stores campaigns = ["*"].
-
-    Example: letterkit --campaign dolinka/ contacts add --id embassy-uk --name "Embassy of
-    Kazakhstan, London" --group kazakhstan --email embassy@example.org
     """
 
     from ..config import user_contacts_path
@@ -151,9 +161,14 @@ def contacts_add(
     )
 
 
-@contacts_app.command("remove")
+@contacts_app.command(
+    "remove",
+    short_help="Remove one of your own contacts.",
+    epilog=examples("letterkit contacts remove embassy-uk"),
+)
 def contacts_remove(
     contact_id: Annotated[str, typer.Argument(metavar="ID", help="Id of a contact you added.")],
+    campaign_dir: CampaignOpt = None,
 ) -> None:
     """Remove one of your own contacts."""
     from ..config import user_contacts_path
@@ -166,8 +181,11 @@ def contacts_remove(
 # --- templates -----------------------------------------------------------------------
 
 
-@app.command()
-def templates(as_json: JsonOpt = False) -> None:
+@app.command(
+    short_help="List the letter templates and their languages.",
+    epilog=examples("letterkit templates", "letterkit templates --json"),
+)
+def templates(as_json: JsonOpt = False, campaign_dir: CampaignOpt = None) -> None:
     """List the campaign's letter templates with their languages and default recipients."""
     from ._listing import show_templates
 
@@ -177,7 +195,12 @@ def templates(as_json: JsonOpt = False) -> None:
 # --- preview -------------------------------------------------------------------------
 
 
-@app.command()
+@app.command(
+    short_help="Show each letter exactly as it would be sent.",
+    epilog=examples(
+        "letterkit preview protest", "letterkit preview solidarity --lang ru --to solidarity-support"
+    ),
+)
 def preview(
     template: Annotated[str, typer.Argument(metavar="TEMPLATE", help="Template name, e.g. protest.")],
     to: ToOpt = None,
@@ -200,6 +223,7 @@ def preview(
         str | None, typer.Option("--account", metavar="NAME", help="Show From as this account would send it.")
     ] = None,
     as_json: JsonOpt = False,
+    campaign_dir: CampaignOpt = None,
 ) -> None:
     """Show each letter exactly as it would be sent: From, To, Cc, Subject and body."""
     config, campaign, letters = _common.compose_from_options(
@@ -266,17 +290,18 @@ def campaign_warnings(campaign: Campaign, letters: list[Letter]) -> list[str]:
 # --- check & init --------------------------------------------------------------------
 
 
-@app.command()
+@app.command(
+    short_help="Validate a campaign folder and your own contacts.",
+    epilog=examples("letterkit check", "letterkit check my-campaign/ --json"),
+)
 def check(
     directory: Annotated[
         str | None, typer.Argument(metavar="[DIR]", help="Campaign folder (default: the current campaign).")
     ] = None,
     as_json: JsonOpt = False,
+    campaign_dir: CampaignOpt = None,
 ) -> None:
-    """Validate a campaign folder (and your own contacts) and report every problem once.
-
-    Example: letterkit check my-campaign/
-    """
+    """Validate a campaign folder (and your own contacts) and report every problem once."""
     from ..checker import check_campaign
 
     report = check_campaign(directory or _output.STATE.campaign_dir)
@@ -300,9 +325,13 @@ def check(
         raise typer.Exit(2)
 
 
-@app.command()
+@app.command(
+    short_help="Start a new campaign folder from the bundled one.",
+    epilog=examples("letterkit init my-campaign/", "letterkit check my-campaign/"),
+)
 def init(
     directory: Annotated[str, typer.Argument(metavar="DIR", help="New folder for the campaign.")],
+    campaign_dir: CampaignOpt = None,
 ) -> None:
     """Start a new campaign folder from a copy of the bundled one (never overwrites)."""
     from ..campaign import init_campaign
@@ -316,13 +345,21 @@ def init(
 
 # --- signer --------------------------------------------------------------------------
 
-signer_app = typer.Typer(
-    help="Your details as the signer of letters (stored in config.toml).", no_args_is_help=True
+signer_app = LetterkitTyper(
+    help="Your details as the signer of letters (stored in config.toml).",
+    no_args_is_help=True,
+    short_help="Your details as the signer of letters.",
+    epilog=examples('letterkit signer set --name "A. Person"', "letterkit signer show"),
 )
 app.add_typer(signer_app, name="signer")
 
 
-@signer_app.command("set")
+@signer_app.command(
+    "set",
+    epilog=examples(
+        'letterkit signer set --name "A. Person" --email a.person@example.net --city Leeds --country UK'
+    ),
+)
 def signer_set(
     name: Annotated[
         str | None, typer.Option("--name", metavar="NAME", help="Your name as it appears under the letter.")
@@ -340,6 +377,7 @@ def signer_set(
             "--address", metavar="LINE", help="Postal address line (repeatable), for printed letters."
         ),
     ] = None,
+    campaign_dir: CampaignOpt = None,
 ) -> None:
     """Store your signer details once; letters are signed with them."""
     from ..config import save_config
@@ -353,8 +391,8 @@ def signer_set(
     _output.info(f"Saved your signer details to {path}.")
 
 
-@signer_app.command("show")
-def signer_show(as_json: JsonOpt = False) -> None:
+@signer_app.command("show", epilog=examples("letterkit signer show", "letterkit signer show --json"))
+def signer_show(as_json: JsonOpt = False, campaign_dir: CampaignOpt = None) -> None:
     """Show your stored signer details and where they are kept."""
     from ..config import config_path
 

@@ -50,17 +50,20 @@ from ..config import parse_rate
 from . import _common, _output
 from ._app import app
 from ._common import (
+    CampaignOpt,
     CityOpt,
     CosignersOpt,
     CountryOpt,
     EmailOpt,
     JsonOpt,
     LangOpt,
+    LetterkitTyper,
     NameOpt,
     NoteFileOpt,
     NoteOpt,
     OrgOpt,
     ToOpt,
+    examples,
 )
 
 if TYPE_CHECKING:
@@ -513,7 +516,14 @@ letters stay queued until you add one and run 'letterkit outbox flush'.
 """
 
 
-@app.command(help=_SEND_HELP, short_help="Send letters through your own mail account.")
+@app.command(
+    help=_SEND_HELP,
+    short_help="Send letters through your own mail account.",
+    epilog=examples(
+        "letterkit send protest --dry-run",
+        'letterkit send protest --to group:missions --note "I ask you to act."',
+    ),
+)
 def send(
     template: Annotated[str, typer.Argument(metavar="TEMPLATE", help="Template name, e.g. protest.")],
     to: ToOpt = None,
@@ -560,6 +570,7 @@ def send(
     city: CityOpt = None,
     country: CountryOpt = None,
     organisation: OrgOpt = None,
+    campaign_dir: CampaignOpt = None,
 ) -> None:
     from ..service import SendJob
 
@@ -895,10 +906,11 @@ def _dry_run(
 
 # --- outbox ----------------------------------------------------------------------------------
 
-outbox_app = typer.Typer(
+outbox_app = LetterkitTyper(
     help=f"Letters waiting to be sent (queued) or refused (failed), and why. {_PATHS_HELP}",
     invoke_without_command=True,
     no_args_is_help=False,
+    short_help="Letters waiting to be sent or refused, and why.",
 )
 app.add_typer(outbox_app, name="outbox")
 
@@ -950,8 +962,8 @@ IdArg = Annotated[
 ]
 
 
-@outbox_app.callback()
-def outbox(ctx: typer.Context, as_json: JsonOpt = False) -> None:
+@outbox_app.callback(epilog=examples("letterkit outbox", "letterkit outbox --json"))
+def outbox(ctx: typer.Context, as_json: JsonOpt = False, campaign_dir: CampaignOpt = None) -> None:
     """List the letters in the outbox (queued or failed) with the reason."""
     from ..outbox import IN_OUTBOX
 
@@ -983,7 +995,11 @@ def outbox(ctx: typer.Context, as_json: JsonOpt = False) -> None:
         box.close()
 
 
-@outbox_app.command("flush")
+@outbox_app.command(
+    "flush",
+    short_help="Send the letters waiting in the outbox.",
+    epilog=examples("letterkit outbox flush", "letterkit outbox flush --account work --yes"),
+)
 def outbox_flush(
     account: AccountOpt = None,
     yes: YesOpt = False,
@@ -995,6 +1011,7 @@ def outbox_flush(
         bool, typer.Option("--full", help="Before asking, show each letter whole (not only how it begins).")
     ] = False,
     as_json: JsonOpt = False,
+    campaign_dir: CampaignOpt = None,
 ) -> None:
     """Deliver the letters waiting in the outbox through your mail account.
 
@@ -1072,27 +1089,31 @@ def outbox_flush(
     _exit_for(report)
 
 
-@outbox_app.command("show")
-def outbox_show(row_id: IdArg, full: FullOpt = False, as_json: JsonOpt = False) -> None:
-    """The whole story of one letter: addresses, signer, dates, attempts, reason, files, text.
-
-    Example: letterkit outbox show 7 --full
-    """
+@outbox_app.command(
+    "show", short_help="The whole story of one letter.", epilog=examples("letterkit outbox show 7 --full")
+)
+def outbox_show(
+    row_id: IdArg, full: FullOpt = False, as_json: JsonOpt = False, campaign_dir: CampaignOpt = None
+) -> None:
+    """The whole story of one letter: addresses, signer, dates, attempts, reason, files, text."""
     _show(row_id, full=full, as_json=as_json)
 
 
-@outbox_app.command("drop")
+@outbox_app.command(
+    "drop",
+    short_help="Take letters out of the outbox (kept in the log).",
+    epilog=examples("letterkit outbox drop 3 4 --yes"),
+)
 def outbox_drop(
     ids: Annotated[
         list[int], typer.Argument(metavar="ID...", help="Letter number(s) from 'letterkit outbox'.")
     ],
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Drop without asking for confirmation.")] = False,
+    campaign_dir: CampaignOpt = None,
 ) -> None:
     """Take letters out of the outbox: they are not sent; the log keeps them as dropped.
 
     Asks first on a terminal; without one, --yes is required (as for send and flush).
-
-    Example: letterkit outbox drop 3 4 --yes
     """
     from ..errors import NotConfirmed
 
@@ -1121,15 +1142,16 @@ def outbox_drop(
 
 # --- log ---------------------------------------------------------------------------------------
 
-log_app = typer.Typer(
+log_app = LetterkitTyper(
     help="What was sent, prepared or delivered by hand (the ledger).",
     invoke_without_command=True,
     no_args_is_help=False,
+    short_help="What was sent, prepared or delivered by hand.",
 )
 app.add_typer(log_app, name="log")
 
 
-@log_app.callback()
+@log_app.callback(epilog=examples("letterkit log", "letterkit log --json"))
 def log(
     ctx: typer.Context,
     campaign: Annotated[
@@ -1140,6 +1162,7 @@ def log(
     ] = None,
     show_all: Annotated[bool, typer.Option("--all", help="Also letters still queued or failed.")] = False,
     as_json: JsonOpt = False,
+    campaign_dir: CampaignOpt = None,
 ) -> None:
     """List the letters sent (or partly refused), prepared by hand, delivered by hand and dropped."""
     from ..outbox import DELIVERED, STATUSES
@@ -1169,16 +1192,15 @@ def log(
         box.close()
 
 
-@log_app.command("show")
-def log_show(row_id: IdArg, full: FullOpt = False, as_json: JsonOpt = False) -> None:
-    """The whole story of one letter: addresses, signer, dates, server reply, files, text.
-
-    Example: letterkit log show 7
-    """
+@log_app.command("show", short_help="The whole story of one letter.", epilog=examples("letterkit log show 7"))
+def log_show(
+    row_id: IdArg, full: FullOpt = False, as_json: JsonOpt = False, campaign_dir: CampaignOpt = None
+) -> None:
+    """The whole story of one letter: addresses, signer, dates, server reply, files, text."""
     _show(row_id, full=full, as_json=as_json)
 
 
-@log_app.command("done")
+@log_app.command("done", epilog=examples("letterkit log done 12 --via fax"))
 def log_done(
     row_id: Annotated[int, typer.Argument(metavar="ID", help="Letter number from 'letterkit log'.")],
     via: Annotated[str, typer.Option("--via", metavar="fax|post|web", help="How you delivered it.")],
@@ -1186,6 +1208,7 @@ def log_done(
         bool, typer.Option("--force", help="Replace an earlier --via (the earlier one is kept as a note).")
     ] = False,
     as_json: JsonOpt = False,
+    campaign_dir: CampaignOpt = None,
 ) -> None:
     """Record that you delivered a prepared letter by fax, post or web form."""
     box = _outbox()
@@ -1201,10 +1224,12 @@ def log_done(
 
 # --- account ------------------------------------------------------------------------------------
 
-account_app = typer.Typer(
+account_app = LetterkitTyper(
     help="Your SMTP mail accounts (in config.toml; passwords never are: they stay in the OS "
     "keyring, $LETTERKIT_SMTP_PASSWORD or a password_command).",
     no_args_is_help=True,
+    short_help="Your SMTP mail accounts.",
+    epilog=examples("letterkit account add mine --preset gmail", "letterkit account list"),
 )
 app.add_typer(account_app, name="account")
 
@@ -1225,7 +1250,14 @@ def _read_password_stdin() -> str:
     return password
 
 
-@account_app.command("add")
+@account_app.command(
+    "add",
+    short_help="Add your SMTP account.",
+    epilog=examples(
+        "letterkit account add mine --preset gmail --username me@gmail.com",
+        "letterkit account add work --host smtp.example.org --from me@example.org --password-stdin",
+    ),
+)
 def account_add(
     name: Annotated[str, typer.Argument(metavar="NAME", help="A short name for the account, e.g. personal.")],
     preset: Annotated[
@@ -1278,6 +1310,7 @@ def account_add(
     replace: Annotated[
         bool, typer.Option("--replace", help="Replace an account of that name (e.g. a new password).")
     ] = False,
+    campaign_dir: CampaignOpt = None,
 ) -> None:
     """Add your SMTP account (the password goes to the OS keyring, never to a file)."""
     from ..errors import InvalidValue
@@ -1330,8 +1363,8 @@ def _hint_waiting() -> None:
         _output.info(f"{waiting} letter(s) wait in the outbox: send them with: letterkit outbox flush")
 
 
-@account_app.command("list")
-def account_list(as_json: JsonOpt = False) -> None:
+@account_app.command("list", epilog=examples("letterkit account list", "letterkit account list --json"))
+def account_list(as_json: JsonOpt = False, campaign_dir: CampaignOpt = None) -> None:
     """List your mail accounts and where each password comes from."""
     from ..config import config_path
     from ..credentials import password_source
@@ -1376,12 +1409,17 @@ def account_list(as_json: JsonOpt = False) -> None:
     print_accounts(items)
 
 
-@account_app.command("test")
+@account_app.command(
+    "test",
+    short_help="Check the connection, TLS and password.",
+    epilog=examples("letterkit account test", "letterkit account test work"),
+)
 def account_test(
     name: Annotated[
         str | None, typer.Argument(metavar="[NAME]", help="Account name (default: the default account).")
     ] = None,
     as_json: JsonOpt = False,
+    campaign_dir: CampaignOpt = None,
 ) -> None:
     """Connect, check TLS and the password, then quit without sending anything.
 
@@ -1420,9 +1458,14 @@ def account_test(
     _output.info(f"Account {_esc(acct.name)} works.")
 
 
-@account_app.command("remove")
+@account_app.command(
+    "remove",
+    short_help="Remove an account and its stored password.",
+    epilog=examples("letterkit account remove work"),
+)
 def account_remove(
     name: Annotated[str, typer.Argument(metavar="NAME", help="Account name.")],
+    campaign_dir: CampaignOpt = None,
 ) -> None:
     """Remove an account from config.toml and its password from the OS keyring."""
     from ..config import save_config

@@ -14,6 +14,7 @@ import typer
 from . import _common, _output
 from ._app import app
 from ._common import (
+    CampaignOpt,
     CityOpt,
     CosignersOpt,
     CountryOpt,
@@ -25,6 +26,7 @@ from ._common import (
     NoteOpt,
     OrgOpt,
     ToOpt,
+    examples,
 )
 
 if TYPE_CHECKING:
@@ -46,7 +48,14 @@ Existing files are never overwritten without --force.
 """
 
 
-@app.command(help=_HELP, short_help="Write letters as PDF (post, fax), .eml/.mbox or text (web forms).")
+@app.command(
+    help=_HELP,
+    short_help="Write letters as PDF (post, fax), .eml/.mbox or text (web forms).",
+    epilog=examples(
+        "letterkit export protest --format pdf --out letters/",
+        "letterkit export protest --format txt --to group:web --out forms/",
+    ),
+)
 def export(
     template: Annotated[str, typer.Argument(metavar="TEMPLATE", help="Template name, e.g. protest.")],
     fmt: Annotated[
@@ -83,6 +92,7 @@ def export(
     note_file: NoteFileOpt = None,
     cosigners: CosignersOpt = None,
     as_json: JsonOpt = False,
+    campaign_dir: CampaignOpt = None,
 ) -> None:
     from ..errors import ExportError
     from ..export import FORMATS, plan_export
