@@ -47,7 +47,7 @@ def mapping_errors(command: F) -> F:
             _output.error("interrupted; queued letters are safe in the outbox (letterkit outbox)")
             raise typer.Exit(130) from None
 
-    return cast(F, run)
+    return cast("F", run)
 
 
 class LetterkitTyper(typer.Typer):
