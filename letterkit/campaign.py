@@ -25,8 +25,9 @@ from typing import Any
 from . import clock
 from .contacts import Contact, iter_contacts, load_contacts, merge
 from .errors import CampaignError, LetterkitError, TemplateError
+from .validation import check_language
 
-_TEMPLATE_RE = re.compile(r"^(?P<name>[a-z0-9][a-z0-9_-]*)(?:\.(?P<lang>[a-z]{2,3}))?\.txt\.j2$")
+_TEMPLATE_RE = re.compile(r"^(?P<name>[a-z0-9][a-z0-9_-]*)(?:\.(?P<lang>[a-z]{2,3}))?\.txt\.j2\Z")
 _FRONT_KEYS = {"subject", "to", "cc", "language", "description"}
 
 
@@ -114,7 +115,7 @@ def parse_template(path: Path) -> TemplateFile:
             raise TemplateError(f"{path}: '{key}' must be a list of selectors (ids or group:NAME)")
         return tuple(value)
 
-    language = front.get("language") or m["lang"] or "en"
+    language = check_language(str(front.get("language") or m["lang"] or "en"), f"{path}: language")
     if m["lang"] and language != m["lang"]:
         raise TemplateError(f"{path}: front matter says language {language!r}, file name says {m['lang']!r}")
     return TemplateFile(
