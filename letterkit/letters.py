@@ -25,7 +25,6 @@ from .validation import check_address, check_header_value, check_language, norma
 
 if TYPE_CHECKING:
     import email.policy
-    from email.headerregistry import Address
     from email.message import EmailMessage
 
     import jinja2
@@ -655,16 +654,28 @@ def _sender(letter: Letter, from_addr: str | None) -> str:
     return check_address(chosen, "From address") if chosen else ""
 
 
-def _address(name: str, addr: str, what: str) -> Address:
-    """One mailbox for a header; the address is checked with the envelope's rule."""
+def _mailboxes(name: str, pairs: Sequence[tuple[str, str]], what: str) -> Any:
+    """The ``name`` header for mailboxes ``(display name, address)``, each address checked
+    with the envelope's rule."""
     from email.errors import HeaderParseError
+
+    checked = tuple((check_header_value(n, f"{what} display name"), check_address(a, what)) for n, a in pairs)
+    try:
+        return _header(name, checked)
+    except (HeaderParseError, ValueError, IndexError):
+        raise InvalidValue(f"{what} is not a valid e-mail address: {pairs[0][1]!r}") from None
+
+
+@functools.lru_cache(maxsize=1024)
+def _header(name: str, value: str | tuple[tuple[str, str], ...]) -> Any:
+    """A header object (immutable) made by the policy's header factory, once per distinct
+    value: From, Reply-To, Date, Subject and Content-Language are the same for every letter
+    of a batch, and parsing them is most of the cost of making a message."""
     from email.headerregistry import Address
 
-    addr = check_address(addr, what)
-    try:
-        return Address(check_header_value(name, f"{what} display name"), addr_spec=addr)
-    except (HeaderParseError, ValueError, IndexError):
-        raise InvalidValue(f"{what} is not a valid e-mail address: {addr!r}") from None
+    if isinstance(value, str):
+        return _policy().header_factory(name, value)
+    return _policy().header_factory(name, [Address(n, addr_spec=a) for n, a in value])
 
 
 def to_message(
@@ -690,20 +701,21 @@ def to_message(
         raise ContactError(f"contact {letter.contact.id!r} has no e-mail address; export the letter instead")
     msg = EmailMessage(policy=_policy())
     sender = _sender(letter, from_addr)
+    name = letter.signer.name
     if sender:
-        msg["From"] = _address(letter.signer.name, sender, "From address")
+        msg["From"] = _mailboxes("From", [(name, sender)], "From address")
         signer_email = check_address(letter.signer.email, "signer e-mail") if letter.signer.email else ""
         if signer_email and signer_email.lower() != sender.lower():
-            msg["Reply-To"] = _address(letter.signer.name, signer_email, "signer e-mail")
+            msg["Reply-To"] = _mailboxes("Reply-To", [(name, signer_email)], "signer e-mail")
     whose = f"contact {letter.contact.id!r}"
-    msg["To"] = [_address(letter.contact.name, a, f"e-mail of {whose}") for a in letter.to]
+    msg["To"] = _mailboxes("To", [(letter.contact.name, a) for a in letter.to], f"e-mail of {whose}")
     if letter.cc:
-        msg["Cc"] = [_address("", a, f"a copy address of {whose}") for a in letter.cc]
-    msg["Subject"] = check_header_value(letter.subject, "subject")
-    msg["Date"] = email.utils.format_datetime(date or clock.now())
+        msg["Cc"] = _mailboxes("Cc", [("", a) for a in letter.cc], f"a copy address of {whose}")
+    msg["Subject"] = _header("Subject", check_header_value(letter.subject, "subject"))
+    msg["Date"] = _header("Date", email.utils.format_datetime(date or clock.now()))
     domain = sender.rpartition("@")[2] if sender else "invalid"  # RFC 2606: never the host name
     msg["Message-ID"] = check_header_value(message_id or email.utils.make_msgid(domain=domain), "Message-ID")
-    language = check_language(letter.language, "language")
+    language = _header("Content-Language", check_language(letter.language, "language"))
     text = normalise_newlines(letter.body)
     if not text.endswith("\n"):
         text += "\n"
