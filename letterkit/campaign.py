@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from . import clock
 from .contacts import iter_contacts, load_contacts, merge
 from .errors import CampaignError, LetterkitError, TemplateError
+from .validation import check_language
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -118,7 +119,7 @@ def parse_template(path: Path) -> TemplateFile:
             raise TemplateError(f"{path}: '{key}' must be a list of selectors (ids or group:NAME)")
         return tuple(value)
 
-    language = front.get("language") or m["lang"] or "en"
+    language = check_language(str(front.get("language") or m["lang"] or "en"), f"{path}: language")
     if m["lang"] and language != m["lang"]:
         raise TemplateError(f"{path}: front matter says language {language!r}, file name says {m['lang']!r}")
     return TemplateFile(

@@ -32,7 +32,6 @@ atomically.  fpdf2 is imported only when a PDF is made.
 from __future__ import annotations
 
 import datetime as dt
-import email.policy
 import os
 import re
 import unicodedata
@@ -42,7 +41,8 @@ from typing import TYPE_CHECKING, Any, cast
 
 from . import clock
 from .errors import ConfigError, ExportError
-from .letters import to_message
+from .letters import encode_message, to_message
+from .validation import check_address
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Sequence
@@ -165,12 +165,18 @@ def _check_sender(letters: Sequence[Letter], fmt: str) -> None:
             )
 
 
-def message_bytes(letter: Letter, *, linesep: str = "\r\n", unsent: bool = True) -> bytes:
-    """One e-mail letter as an RFC 5322 message (From is the signer's own address)."""
+def eml_bytes(letter: Letter, *, linesep: str = "\r\n", unsent: bool = True) -> bytes:
+    """One e-mail letter as an RFC 5322 message file (From is the signer's own address).
+
+    The same :class:`~email.message.EmailMessage` the outbox sends
+    (:func:`letterkit.letters.to_message`), written with ``linesep`` line ends
+    (CRLF for ``.eml``, LF inside an mbox) and ``X-Unsent: 1`` unless ``unsent``
+    is false.
+    """
     msg = to_message(letter, from_addr=letter.signer.email or None)
     if unsent:
         msg["X-Unsent"] = "1"  # Outlook opens the file as a draft, ready to send
-    return msg.as_bytes(policy=email.policy.default.clone(linesep=linesep))
+    return encode_message(msg, linesep=linesep)
 
 
 def mbox_bytes(letters: Sequence[Letter]) -> bytes:
@@ -183,9 +189,10 @@ def mbox_bytes(letters: Sequence[Letter]) -> bytes:
         box = mailbox.mbox(path, create=True)
         try:
             for letter in letters:
-                msg = mailbox.mboxMessage(message_bytes(letter, linesep="\n", unsent=False))
-                sender = letter.signer.email or "MAILER-DAEMON"
-                msg.set_from(sender, clock.now().astimezone(dt.UTC).timetuple())
+                msg = mailbox.mboxMessage(eml_bytes(letter, linesep="\n", unsent=False))
+                # the envelope sender goes into the "From " line: the checked, ASCII address
+                sender = check_address(letter.signer.email, "signer e-mail") if letter.signer.email else ""
+                msg.set_from(sender or "MAILER-DAEMON", clock.now().astimezone(dt.UTC).timetuple())
                 box.add(msg)
             box.flush()
         finally:
@@ -574,17 +581,6 @@ class _Renderer:
         return [end - start for start, end in zip(self.starts, ends, strict=True)]
 
 
-def check_printable(letters: Iterable[Letter]) -> None:
-    """Raise :class:`ExportError` if a letter has characters the bundled font cannot print.
-
-    Cheap (no PDF is made): ``send`` can call it before queuing letters that
-    will be prepared by hand.
-    """
-    renderer = _Renderer()
-    for letter in letters:
-        renderer.check_glyphs(_Layout.of(letter))
-
-
 def render_pdf(letters: Sequence[Letter]) -> bytes:
     """One PDF holding ``letters``, each starting on a new A4 page, ready to print or fax.
 
@@ -712,7 +708,7 @@ def _content(f: ExportFile) -> bytes:
     if f.kind == "txt":
         return letter_text(f.letters[0]).encode("utf-8")
     if f.kind == "eml":
-        return message_bytes(f.letters[0])
+        return eml_bytes(f.letters[0])
     if f.kind == "mbox":
         return mbox_bytes(f.letters)
     raise ExportError(f"unknown export format {f.kind!r}", hint=f"use one of: {', '.join(FORMATS)}")
@@ -817,13 +813,12 @@ __all__ = [
     "FORMATS",
     "ExportFile",
     "ExportPlan",
-    "check_printable",
+    "eml_bytes",
     "export_letters",
     "file_stem",
     "format_date",
     "letter_text",
     "mbox_bytes",
-    "message_bytes",
     "plan_export",
     "prepare_by_hand",
     "render_pdf",

@@ -8,7 +8,6 @@ LF and NUL before anything is queued.
 
 from __future__ import annotations
 
-import email.utils  # light: formataddr, format_datetime
 import functools
 from collections import OrderedDict
 from dataclasses import dataclass, field, replace
@@ -18,10 +17,11 @@ from . import clock
 from .config import Signer
 from .contacts import iter_select, matches, select
 from .errors import ContactError, InvalidValue, LetterkitError, TemplateError
-from .validation import check_address, check_header_value
+from .validation import check_address, check_header_value, check_language, normalise_newlines
 
 if TYPE_CHECKING:
     import datetime as dt
+    import email.policy
     from collections.abc import Hashable, Iterable, Iterator, Sequence
     from email.message import EmailMessage
 
@@ -107,7 +107,9 @@ class Renderer:
         self._generation = 0
 
     def new_batch(self) -> int:
-        """A fresh memo generation: keys from earlier batches can never match again."""
+        """A fresh memo generation: keys from earlier batches can never match again, so
+        their results are dropped."""
+        self._memo.clear()
         self._generation += 1
         return self._generation
 
@@ -148,22 +150,29 @@ class Renderer:
         return "random" in t.body or "random" in t.subject
 
     def _memo_render(self, template: jinja2.Template, key: Hashable, context: dict[str, Any]) -> str:
+        """Render, or return an earlier result for the same ``key`` and the same values of
+        whatever the template read: the recipient fields, and ``primary`` if it looked at it
+        (``primary`` grows while the primary letters of a batch are rendered)."""
         recipient = context["recipient"]
+        primary = context.get("primary")
         entry = self._memo.get(key)
         if entry is not None:
             fields, outputs = entry
-            values = tuple(_freeze(recipient.get(f, _MISSING)) for f in fields)
+            values = _memo_values(recipient, primary, fields)
             if values in outputs:
                 outputs.move_to_end(values)
                 return outputs[values]
         view = _ReadRecorder(recipient)
-        text = template.render({**context, "recipient": view})
-        fields = tuple(sorted(view.read | (set(entry[0]) if entry else set())))
+        tracked = _ReadList(primary) if isinstance(primary, list) else None
+        seen_primary = primary if tracked is None else tracked
+        text = template.render({**context, "recipient": view, "primary": seen_primary})
+        read = view.read | ({_PRIMARY} if tracked is not None and tracked.seen else set())
+        fields = tuple(sorted(read | (set(entry[0]) if entry else set())))
         if entry is None or fields != entry[0]:
             entry = (fields, OrderedDict())
             self._memo[key] = entry
         outputs = entry[1]
-        outputs[tuple(_freeze(recipient.get(f, _MISSING)) for f in fields)] = text
+        outputs[_memo_values(recipient, primary, fields)] = text
         if len(outputs) > self._MEMO_SIZE:
             outputs.popitem(last=False)  # bounded: personalised letters never pile up in memory
         return text
@@ -189,7 +198,7 @@ class Renderer:
         """Render (subject, body); errors name the file, line and recipient.
 
         With ``memo`` (a key that stands for everything in ``context`` except
-        ``recipient``), results are memoised on the recipient fields the
+        ``recipient`` and ``primary``), results are memoised on the recipient fields the
         template actually read: letters to recipients that agree on those
         fields (say, the same salutation and language) are rendered once.
         """
@@ -215,11 +224,16 @@ class Renderer:
                     "note, cosigners, today, copy, primary, language",
                 ) from None
         subject = " ".join(parts[0].split())
-        body = parts[1].replace("\r\n", "\n")
-        return subject, body
+        return subject, normalise_newlines(parts[1])
 
 
 _MISSING = object()
+_PRIMARY = "\x00primary"  # in a memo's field list: the template read ``primary`` (no field has this name)
+
+
+def _memo_values(recipient: dict[str, Any], primary: Any, fields: tuple[str, ...]) -> tuple[Hashable, ...]:
+    """The values a memoised result depends on: the recipient fields read, and ``primary``."""
+    return tuple(_freeze(primary) if f == _PRIMARY else _freeze(recipient.get(f, _MISSING)) for f in fields)
 
 
 @functools.cache
@@ -318,6 +332,86 @@ class _ReadRecorder(dict[str, Any]):
         return super().__repr__()
 
     __str__ = __repr__
+
+
+class _ReadList(list[Any]):
+    """A list that notes whether a template looked at it at all (its items, its length,
+    its truth, any method); ``seen`` itself is the only attribute that does not count."""
+
+    def __init__(self, items: Iterable[Any]) -> None:
+        super().__init__(items)
+        self.seen = False
+
+    def __getattribute__(self, name: str) -> Any:
+        if name != "seen":
+            object.__setattr__(self, "seen", True)
+        return super().__getattribute__(name)
+
+    def _saw(self) -> None:
+        object.__setattr__(self, "seen", True)
+
+    def __iter__(self) -> Iterator[Any]:
+        self._saw()
+        return super().__iter__()
+
+    def __reversed__(self) -> Iterator[Any]:
+        self._saw()
+        return super().__reversed__()
+
+    def __len__(self) -> int:
+        self._saw()
+        return super().__len__()
+
+    def __getitem__(self, index: Any) -> Any:
+        self._saw()
+        return super().__getitem__(index)
+
+    def __contains__(self, item: object) -> bool:
+        self._saw()
+        return super().__contains__(item)
+
+    def __eq__(self, other: object) -> bool:
+        self._saw()
+        return super().__eq__(other)
+
+    def __ne__(self, other: object) -> bool:
+        self._saw()
+        return super().__ne__(other)
+
+    def __lt__(self, other: list[Any]) -> bool:
+        self._saw()
+        return super().__lt__(other)
+
+    def __le__(self, other: list[Any]) -> bool:
+        self._saw()
+        return super().__le__(other)
+
+    def __gt__(self, other: list[Any]) -> bool:
+        self._saw()
+        return super().__gt__(other)
+
+    def __ge__(self, other: list[Any]) -> bool:
+        self._saw()
+        return super().__ge__(other)
+
+    def __add__(self, other: Any) -> Any:
+        self._saw()
+        return list(self) + list(other)
+
+    def __radd__(self, other: Any) -> Any:
+        self._saw()
+        return list(other) + list(self)
+
+    def __mul__(self, n: Any) -> Any:
+        self._saw()
+        return list(self) * n
+
+    __rmul__ = __mul__
+    __hash__ = None
+
+    def __repr__(self) -> str:
+        self._saw()
+        return super().__repr__()
 
 
 def _cached_wordwrap(env: jinja2.Environment) -> Any:
@@ -453,7 +547,7 @@ def compose(
     invalid letter; call :func:`compose_all` to validate a whole batch.
     """
     signer = signer.validated()
-    note = note.replace("\r\n", "\n").strip("\n")
+    note = normalise_newlines(note).strip("\n")
     if "\x00" in note:
         raise TemplateError("the personal note contains a NUL byte")
     cosigners = tuple(cosigners)
@@ -494,6 +588,8 @@ def compose(
             "primary": primary_names,
             "language": t.language,
         }
+        # The memo key stands for everything but the recipient and ``primary`` (which grows
+        # while primaries are rendered; the memo tracks whether a template reads it).
         subject, body = renderer.render(t, context, f"contact {contact.id}", memo=(generation, is_copy))
         check_header_value(subject, f"{t.path}: subject (for contact {contact.id})")
         if not subject:
@@ -528,138 +624,60 @@ def compose_all(*args: Any, **kwargs: Any) -> list[Letter]:
     return list(compose(*args, **kwargs))
 
 
-def _ascii(text: str) -> bool:
-    return text.isascii()
+MAX_LINE = 998  # octets per line, CRLF excluded (RFC 5322 2.1.1, RFC 5321 4.5.3.1.6)
 
 
-def _header(name: str, value: str, *, structured: bool = True) -> str:
-    """One header field, RFC 2047-encoded where needed and folded at 78 characters."""
-    if _ascii(value):
-        return _fold(f"{name}: {value}")
-    from email.header import Header
+def _policy() -> email.policy.EmailPolicy[EmailMessage]:
+    """The policy messages are made and written with: ``policy.SMTP`` (CRLF line ends,
+    headers folded at 78 characters, non-ASCII headers RFC 2047-encoded, 7-bit headers)."""
+    import email.policy
 
-    folded = Header(value, "utf-8", maxlinelen=78, header_name=name).encode(
-        splitchars=", " if structured else " ", linesep="\n"
-    )
-    return f"{name}: {folded}"
+    return email.policy.SMTP
 
 
-def _fold(line: str, width: int = 78) -> str:
-    """Fold an ASCII header line before a space so lines stay within ``width`` where possible."""
-    if len(line) <= width:
-        return line
-    parts = []
-    start = line.index(":") + 2
-    while len(line) > width:
-        cut = line.rfind(" ", start, width)
-        if cut < 0:
-            cut = line.find(" ", width)  # a long word: fold at the next space after it
-            if cut < 0:
-                break
-        parts.append(line[:cut])
-        line, start = line[cut:], 1
-    parts.append(line)
-    return "\n".join(parts)
+def _transfer_encoding(body: bytes) -> str:
+    """The body's Content-Transfer-Encoding, chosen so the message stays 7-bit clean.
 
-
-def _address(name: str, addr: str) -> str:
-    """``"Display Name" <addr>``, the name encoded when it is not ASCII."""
-    if not _ascii(addr):
-        raise InvalidValue(f"{addr!r}: addresses with non-ASCII characters are not supported")
-    return email.utils.formataddr((name, addr), charset="utf-8")
-
-
-def _body(text: str) -> tuple[str, bytes]:
-    """(Content-Transfer-Encoding, encoded body): 7bit if possible, else the shorter of QP and base64."""
-    import base64
-    import binascii
-
-    if not text.endswith("\n"):
-        text += "\n"
-    data = text.encode("utf-8")
-    if data.isascii() and max(map(len, data.split(b"\n"))) <= 998:
-        return "7bit", data
-    qp = binascii.b2a_qp(data, istext=True)
-    b64 = base64.encodebytes(data)
-    return ("quoted-printable", qp) if len(qp) <= len(b64) else ("base64", b64)
-
-
-def _make_msgid(domain: str) -> str:
-    """A unique Message-ID: 128 random bits (the PRNG is seeded from the OS at start-up)."""
-    import random
-
-    return f"<{random.getrandbits(128):032x}.letterkit@{domain}>"
-
-
-def message_bytes(
-    letter: Letter,
-    *,
-    from_addr: str | None = None,
-    date: dt.datetime | None = None,
-    message_id: str | None = None,
-) -> tuple[bytes, str]:
-    """The letter as an RFC 5322 message (bytes, LF line ends) and its Message-ID.
-
-    UTF-8 body (7bit, quoted-printable or base64, whichever is smallest and
-    7-bit clean), RFC 2047-encoded non-ASCII headers folded at 78 characters,
-    Date, Message-ID, MIME headers.  ``from_addr`` is the sending account's own
-    address (the signer's name is the display name; a different signer e-mail
-    becomes Reply-To); without it the signer's e-mail is used.  This is what
-    the outbox stores; :func:`to_message` parses the same bytes.
+    ``7bit`` for ASCII text whose lines fit in 998 octets, else
+    ``quoted-printable``: the ASCII parts stay readable as they are, it is what
+    spam filters expect of text, and a Cyrillic letter of a few KiB grows by a
+    few KiB more, which does not matter.  Never ``8bit``: not every server
+    announces 8BITMIME, and a line over 998 octets must never go out unencoded.
+    Never ``base64``: with CRLF line ends it would decode to CRLF text, unlike
+    the other two.
     """
-    if not letter.to:
-        raise ContactError(f"contact {letter.contact.id!r} has no e-mail address; export the letter instead")
+    if body.isascii() and max(map(len, body.split(b"\n"))) <= MAX_LINE:
+        return "7bit"
+    return "quoted-printable"
+
+
+def _sender(letter: Letter, from_addr: str | None) -> str:
     chosen = from_addr or letter.signer.email
-    sender = check_address(chosen, "From address") if chosen else ""
-    headers = _sender_headers(letter.signer.name, sender, letter.signer.email) if sender else []
-    headers.append(_header("To", ", ".join(_address(letter.contact.name, a) for a in letter.to)))
-    if letter.cc:
-        headers.append(_header("Cc", ", ".join(_address("", a) for a in letter.cc)))
-    headers.append(_header("Subject", check_header_value(letter.subject, "subject"), structured=False))
-    headers.append("Date: " + email.utils.format_datetime(date or clock.now()))
-    domain = sender.rpartition("@")[2] if sender else "letterkit.invalid"
-    msgid = message_id or _make_msgid(domain)
-    check_header_value(msgid, "Message-ID")
-    headers.append(f"Message-ID: {msgid}")
-    headers.append(f"Content-Language: {check_header_value(letter.language, 'language')}")
-    cte, body = _body(letter.body)
-    headers += [
-        "MIME-Version: 1.0",
-        'Content-Type: text/plain; charset="utf-8"',
-        f"Content-Transfer-Encoding: {cte}",
-    ]
-    return "\n".join(headers).encode("ascii") + b"\n\n" + body, msgid
+    return check_address(chosen, "From address") if chosen else ""
 
 
-def _sender_headers(name: str, from_addr: str, signer_email: str) -> list[str]:
-    sender = check_address(from_addr, "From address")
-    lines = [_header("From", _address(check_header_value(name, "signer name"), sender))]
-    if signer_email and signer_email.lower() != sender.lower():
-        lines.append(_header("Reply-To", _address(name, check_address(signer_email, "signer e-mail"))))
-    return lines
+def _mailboxes(name: str, pairs: Sequence[tuple[str, str]], what: str) -> Any:
+    """The ``name`` header for mailboxes ``(display name, address)``, each address checked
+    with the envelope's rule."""
+    from email.errors import HeaderParseError
+
+    checked = tuple((check_header_value(n, f"{what} display name"), check_address(a, what)) for n, a in pairs)
+    try:
+        return _header(name, checked)
+    except (HeaderParseError, ValueError, IndexError):
+        raise InvalidValue(f"{what} is not a valid e-mail address: {pairs[0][1]!r}") from None
 
 
-def set_sender(message: bytes, name: str, from_addr: str, signer_email: str = "") -> bytes:
-    """``message`` (as :func:`message_bytes` wrote it) with From set to ``from_addr``.
+@functools.lru_cache(maxsize=1024)
+def _header(name: str, value: str | tuple[tuple[str, str], ...]) -> Any:
+    """A header object (immutable) made by the policy's header factory, once per distinct
+    value: From, Reply-To, Date, Subject and Content-Language are the same for every letter
+    of a batch, and parsing them is most of the cost of making a message."""
+    from email.headerregistry import Address
 
-    The signer's ``name`` is the display name; a different ``signer_email``
-    becomes Reply-To.  Works on the header block as bytes: the rest of the
-    message is untouched.
-    """
-    sep = message.find(b"\n\n")
-    head, rest = (message, b"") if sep < 0 else (message[:sep], message[sep:])
-    kept: list[bytes] = []
-    dropping = False
-    for line in head.split(b"\n"):
-        if line[:1] in (b" ", b"\t"):  # a folded continuation of the previous field
-            if not dropping:
-                kept.append(line)
-            continue
-        dropping = line.lower().startswith((b"from:", b"reply-to:"))
-        if not dropping:
-            kept.append(line)
-    new = "\n".join(_sender_headers(name, from_addr, signer_email)).encode("ascii")
-    return new + b"\n" + b"\n".join(kept) + rest
+    if isinstance(value, str):
+        return _policy().header_factory(name, value)
+    return _policy().header_factory(name, [Address(n, addr_spec=a) for n, a in value])
 
 
 def to_message(
@@ -669,14 +687,77 @@ def to_message(
     date: dt.datetime | None = None,
     message_id: str | None = None,
 ) -> EmailMessage:
-    """The letter as a standards-conforming :class:`email.message.EmailMessage`.
+    """The letter as an :class:`email.message.EmailMessage` (policy ``SMTP``).
 
-    The same message as :func:`message_bytes` (which the outbox stores), parsed.
+    From is ``from_addr`` (the sending account's own address) with the signer's
+    name as display name; a different signer e-mail becomes Reply-To; without
+    ``from_addr`` the signer's e-mail is From.  Then To, Cc, Subject, Date,
+    Message-ID (on the sender's domain: never the host name), Content-Language
+    and a UTF-8 text body.  No header names the machine or the program.
+    :func:`message_bytes` is this message as bytes.
     """
-    data, _ = message_bytes(letter, from_addr=from_addr, date=date, message_id=message_id)
-    import email.message
-    import email.policy
+    import email.utils
+    from email.message import EmailMessage
 
-    message = email.message_from_bytes(data, policy=email.policy.default)
-    assert isinstance(message, email.message.EmailMessage)
-    return message
+    if not letter.to:
+        raise ContactError(f"contact {letter.contact.id!r} has no e-mail address; export the letter instead")
+    msg = EmailMessage(policy=_policy())
+    sender = _sender(letter, from_addr)
+    name = letter.signer.name
+    if sender:
+        msg["From"] = _mailboxes("From", [(name, sender)], "From address")
+        signer_email = check_address(letter.signer.email, "signer e-mail") if letter.signer.email else ""
+        if signer_email and signer_email.lower() != sender.lower():
+            msg["Reply-To"] = _mailboxes("Reply-To", [(name, signer_email)], "signer e-mail")
+    whose = f"contact {letter.contact.id!r}"
+    msg["To"] = _mailboxes("To", [(letter.contact.name, a) for a in letter.to], f"e-mail of {whose}")
+    if letter.cc:
+        msg["Cc"] = _mailboxes("Cc", [("", a) for a in letter.cc], f"a copy address of {whose}")
+    msg["Subject"] = _header("Subject", check_header_value(letter.subject, "subject"))
+    msg["Date"] = _header("Date", email.utils.format_datetime(date or clock.now()))
+    domain = sender.rpartition("@")[2] if sender else "invalid"  # RFC 2606: never the host name
+    msg["Message-ID"] = check_header_value(message_id or email.utils.make_msgid(domain=domain), "Message-ID")
+    language = _header("Content-Language", check_language(letter.language, "language"))
+    text = normalise_newlines(letter.body)
+    if not text.endswith("\n"):
+        text += "\n"
+    msg.set_content(text, charset="utf-8", cte=_transfer_encoding(text.encode("utf-8")))
+    msg["Content-Language"] = language  # after set_content, which clears Content-* headers
+    return msg
+
+
+def encode_message(msg: EmailMessage, *, linesep: str = "\r\n") -> bytes:
+    """``msg`` as bytes with ``linesep`` line ends (CRLF: ready for the wire), every header
+    folded and encoded by the stdlib; raises :class:`InvalidValue` naming the header if a
+    line would still be longer than 998 octets (a server would refuse it)."""
+    data = msg.as_bytes(policy=_policy().clone(linesep=linesep))
+    sep = linesep.encode("ascii")
+    if any(len(line) > MAX_LINE for line in data.split(sep)):
+        field = ""
+        for line in data.split(sep):
+            if line[:1] not in (b" ", b"\t"):
+                field = line.partition(b":")[0].decode("ascii", "replace")
+            if len(line) > MAX_LINE:
+                break
+        raise InvalidValue(
+            f"the {field} header cannot be folded into lines of at most {MAX_LINE} characters",
+            hint="shorten it or add spaces",
+        )
+    return data
+
+
+def message_bytes(
+    letter: Letter,
+    *,
+    from_addr: str | None = None,
+    date: dt.datetime | None = None,
+    message_id: str | None = None,
+) -> tuple[bytes, str]:
+    """The letter as wire-ready bytes (every line ended by CRLF, 7-bit) and its Message-ID.
+
+    This is what the outbox stores and delivery sends: :func:`to_message`
+    written with ``policy.SMTP``.  The body's line breaks are normalised first,
+    so no bare CR or LF is ever in it; no line is longer than 998 octets.
+    """
+    msg = to_message(letter, from_addr=from_addr, date=date, message_id=message_id)
+    return encode_message(msg), str(msg["Message-ID"])
