@@ -1,8 +1,8 @@
 """The Typer application: the root group, its options, and the run from argv to exit code.
 
 Commands live in small modules by concern (``campaign`` for contacts,
-templates, preview, check, init and signer; ``delivery`` for send, outbox,
-log and account; ``export``).  A :class:`~letterkit.errors.LetterkitError`
+templates, preview, check, init and signer; ``send``; ``outbox`` for outbox and
+log; ``account``; ``export``).  A :class:`~letterkit.errors.LetterkitError`
 becomes one line on stderr and its exit code in
 :func:`letterkit.cli._common.mapping_errors`; Click's usage errors are
 reported by :func:`run`.  With ``--json``, both are also a JSON document on stdout.
@@ -96,9 +96,11 @@ def run(args: list[str]) -> int:
     return result if isinstance(result, int) else 0
 
 
+from . import account as _account_cmds  # noqa: E402
 from . import campaign as _campaign_cmds  # noqa: E402  (commands register on import)
-from . import delivery as _delivery_cmds  # noqa: E402
 from . import export as _export_cmds  # noqa: E402
+from . import outbox as _outbox_cmds  # noqa: E402
+from . import send as _send_cmds  # noqa: E402
 
 __all__ = ["app", "run"]
-_ = (_campaign_cmds, _delivery_cmds, _export_cmds)
+_ = (_campaign_cmds, _send_cmds, _outbox_cmds, _account_cmds, _export_cmds)

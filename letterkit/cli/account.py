@@ -1,0 +1,284 @@
+"""``letterkit account``: add, list, test and remove the user's own SMTP accounts."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+
+from ..service import PRESETS
+from . import _output
+from ._app import app
+from ._common import (
+    CampaignOpt,
+    JsonOpt,
+    LetterkitTyper,
+    examples,
+)
+from ._report import ADD_ACCOUNT_HINT, _esc, _outbox
+
+# --- account ------------------------------------------------------------------------------------
+
+account_app = LetterkitTyper(
+    help="Your SMTP mail accounts (in config.toml; passwords never are: they stay in the OS "
+    "keyring, $LETTERKIT_SMTP_PASSWORD or a password_command).",
+    no_args_is_help=True,
+    short_help="Your SMTP mail accounts.",
+    epilog=examples("letterkit account add mine --preset gmail", "letterkit account list"),
+)
+app.add_typer(account_app, name="account")
+
+
+def _read_password_stdin() -> str:
+    """One line from standard input (typed hidden when stdin is a terminal)."""
+    from ..errors import CredentialError
+
+    if sys.stdin.isatty():
+        import getpass
+
+        line = getpass.getpass("Password (stored in the OS keyring): ")
+    else:
+        line = sys.stdin.readline()
+    password = line.rstrip("\r\n")
+    if not password:
+        raise CredentialError("--password-stdin: no password on standard input; nothing was saved")
+    return password
+
+
+@account_app.command(
+    "add",
+    short_help="Add your SMTP account.",
+    epilog=examples(
+        "letterkit account add mine --preset gmail --username me@gmail.com",
+        "letterkit account add work --host smtp.example.org --from me@example.org --password-stdin",
+    ),
+)
+def account_add(
+    name: Annotated[str, typer.Argument(metavar="NAME", help="A short name for the account, e.g. personal.")],
+    preset: Annotated[
+        str | None,
+        typer.Option(
+            "--preset", metavar="PROVIDER", help=f"Fill host, port and security for: {', '.join(PRESETS)}."
+        ),
+    ] = None,
+    host: Annotated[
+        str | None, typer.Option("--host", metavar="HOST", help="SMTP server, e.g. smtp.example.org.")
+    ] = None,
+    port: Annotated[
+        int | None,
+        typer.Option("--port", metavar="PORT", help="Port (default: 587 starttls, 465 tls, 25 none)."),
+    ] = None,
+    security: Annotated[
+        str | None,
+        typer.Option("--security", metavar="starttls|tls|none", help="Encryption (default starttls)."),
+    ] = None,
+    username: Annotated[
+        str | None,
+        typer.Option("--username", metavar="LOGIN", help="Login name (default: the --from address)."),
+    ] = None,
+    from_addr: Annotated[
+        str | None,
+        typer.Option(
+            "--from", metavar="ADDR", help="Your own address: letters go From it (default: --username)."
+        ),
+    ] = None,
+    ca_file: Annotated[
+        str | None, typer.Option("--ca-file", metavar="FILE", help="PEM file of a private CA to trust.")
+    ] = None,
+    password_stdin: Annotated[
+        bool,
+        typer.Option("--password-stdin", help="Read the password from standard input into the OS keyring."),
+    ] = False,
+    password_command: Annotated[
+        str | None,
+        typer.Option(
+            "--password-command", metavar="CMD", help="Command printing the password, e.g. 'pass show mail'."
+        ),
+    ] = None,
+    no_login: Annotated[
+        bool, typer.Option("--no-login", help="The server needs no login (no AUTH).")
+    ] = False,
+    timeout: Annotated[
+        float, typer.Option("--timeout", metavar="SECONDS", help="Seconds to wait for the server.")
+    ] = 30.0,
+    default: Annotated[bool, typer.Option("--default", help="Make it the default account.")] = False,
+    replace: Annotated[
+        bool, typer.Option("--replace", help="Replace an account of that name (e.g. a new password).")
+    ] = False,
+    campaign_dir: CampaignOpt = None,
+) -> None:
+    """Add your SMTP account (the password goes to the OS keyring, never to a file)."""
+    from ..errors import InvalidValue
+    from ..service import AccountOptions, account_from_options, add_account
+
+    if password_stdin and password_command:
+        raise InvalidValue("give --password-stdin or --password-command, not both")
+    acct, note = account_from_options(
+        AccountOptions(
+            name=name,
+            preset=preset,
+            host=host,
+            port=port,
+            security=security,
+            username=username,
+            from_addr=from_addr,
+            ca_file=ca_file,
+            password_command=password_command,
+            no_login=no_login,
+            timeout=timeout,
+        )
+    )
+    config = _output.load_config()
+    if password_stdin and not acct.username:
+        raise InvalidValue("--password-stdin with --no-login: there is no login to use it for")
+    password = _read_password_stdin() if password_stdin else None
+    path, stored = add_account(config, acct, password=password, default=default, replace=replace)
+    _output.info(
+        f"Account {_esc(name)} saved in {_esc(path)}: {_esc(acct.host)}:{acct.port} ({acct.security}), "
+        f"From {_esc(acct.from_addr)}; password {_esc(stored)}."
+    )
+    if note:
+        _output.info(_esc(note) + ".")
+    _output.info(f"Check it with: letterkit account test {_esc(name)}")
+    _hint_waiting()
+
+
+def _hint_waiting() -> None:
+    from ..config import data_dir
+    from ..outbox import Paths
+
+    if not Paths.under(data_dir()).ledger.exists():
+        return
+    box = _outbox(readonly=True)
+    try:
+        waiting = box.count(("queued",))
+    finally:
+        box.close()
+    if waiting:
+        _output.info(f"{waiting} letter(s) wait in the outbox: send them with: letterkit outbox flush")
+
+
+@account_app.command("list", epilog=examples("letterkit account list", "letterkit account list --json"))
+def account_list(as_json: JsonOpt = False, campaign_dir: CampaignOpt = None) -> None:
+    """List your mail accounts and where each password comes from."""
+    from ..config import config_path
+    from ..credentials import password_source
+    from ..errors import ConfigError
+
+    config = _output.load_config()
+    try:
+        chosen = config.account()
+    except ConfigError:  # several accounts, none the default (or $LETTERKIT_ACCOUNT unknown)
+        chosen = None
+    default = chosen.name if chosen else ""
+    items = []
+    for acct in sorted(config.accounts.values(), key=lambda a: a.name):
+        items.append(
+            {
+                "name": acct.name,
+                **acct.as_dict(),
+                "default": acct.name == default,
+                "password": password_source(acct) if acct.username else "none",
+            }
+        )
+    if as_json:
+        _output.emit_json(
+            "accounts",
+            {"config": str(config.path or config_path()), "default": default or None, "accounts": items},
+        )
+        return
+    if not items:
+        _output.info(f"No mail account yet. Add yours with: {ADD_ACCOUNT_HINT}")
+        return
+    headers = ["name", "host", "port", "security", "username", "from", "password", "default"]
+    cells = [
+        [i["name"], i["host"], str(i["port"]), i["security"], i["username"], i["from"], i["password"],
+         "yes" if i["default"] else ""]
+        for i in items
+    ]  # fmt: skip
+    if not _output.stdout_is_terminal():
+        _output.emit_tsv([headers, *cells])
+        return
+    from ._views import print_accounts
+
+    print_accounts(items)
+
+
+@account_app.command(
+    "test",
+    short_help="Check the connection, TLS and password.",
+    epilog=examples("letterkit account test", "letterkit account test work"),
+)
+def account_test(
+    name: Annotated[
+        str | None, typer.Argument(metavar="[NAME]", help="Account name (default: the default account).")
+    ] = None,
+    as_json: JsonOpt = False,
+    campaign_dir: CampaignOpt = None,
+) -> None:
+    """Connect, check TLS and the password, then quit without sending anything.
+
+    Exit status: 0 the account works; 2 something to fix in your setup (no password,
+    wrong password or login refused, untrusted certificate, TLS mode, unknown
+    account); 1 the server cannot be reached now (down, refused, timed out, unknown
+    host): try again later.
+
+    Example: letterkit account test personal
+    """
+    from ..errors import ConfigError, LetterkitError
+    from ..service import smtp_transport
+
+    config = _output.load_config()
+    acct = config.account(name)
+    if acct is None:
+        raise ConfigError("no mail account is set up", hint=f"add yours with: {ADD_ACCOUNT_HINT}")
+    transport = smtp_transport(acct, interactive=_output.interactive())
+    steps: list[str] = []
+    try:
+        transport.check(steps)
+    except LetterkitError as exc:
+        if as_json:
+            _output.emit_json(
+                "account-test", {"account": acct.name, "ok": False, "steps": steps, "error": str(exc)}
+            )
+        else:
+            for step in steps:
+                _output.info(f"[green]✓[/] {_esc(step)}")
+        raise
+    if as_json:
+        _output.emit_json("account-test", {"account": acct.name, "ok": True, "steps": steps, "error": None})
+        return
+    for step in steps:
+        _output.info(f"[green]✓[/] {_esc(step)}")
+    _output.info(f"Account {_esc(acct.name)} works.")
+
+
+@account_app.command(
+    "remove",
+    short_help="Remove an account and its stored password.",
+    epilog=examples("letterkit account remove work"),
+)
+def account_remove(
+    name: Annotated[str, typer.Argument(metavar="NAME", help="Account name.")],
+    campaign_dir: CampaignOpt = None,
+) -> None:
+    """Remove an account from config.toml and its password from the OS keyring."""
+    from ..config import save_config
+    from ..credentials import delete_password
+    from ..errors import ConfigError, CredentialError
+
+    config = _output.load_config()
+    if name not in config.accounts:
+        known = ", ".join(sorted(config.accounts)) or "none"
+        raise ConfigError(f"no account named {name!r} (known: {known})")
+    del config.accounts[name]
+    if config.default_account == name:
+        config.default_account = ""
+    save_config(config)
+    try:
+        had = delete_password(name)
+    except CredentialError as exc:
+        _output.warn(f"could not reach the keyring to delete the password: {exc}")
+        had = False
+    _output.info(f"Account {_esc(name)} removed" + (" with its password from the keyring." if had else "."))

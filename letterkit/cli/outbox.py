@@ -1,0 +1,353 @@
+"""``letterkit outbox`` and ``letterkit log``: what waits, what went, and the story of one letter."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from ..config import parse_rate
+from . import _output
+from ._app import app
+from ._common import (
+    CampaignOpt,
+    JsonOpt,
+    LetterkitTyper,
+    examples,
+)
+from ._report import (
+    _PATHS_HELP,
+    ADD_ACCOUNT_HINT,
+    SUMMARY_ROWS,
+    AccountOpt,
+    RateOpt,
+    YesOpt,
+    _deliver,
+    _esc,
+    _exit_for,
+    _outbox,
+    _summary,
+    emit_json_stream,
+)
+
+if TYPE_CHECKING:
+    from ..outbox import Row
+
+
+# --- outbox ----------------------------------------------------------------------------------
+
+outbox_app = LetterkitTyper(
+    help=f"Letters waiting to be sent (queued) or refused (failed), and why. {_PATHS_HELP}",
+    invoke_without_command=True,
+    no_args_is_help=False,
+    short_help="Letters waiting to be sent or refused, and why.",
+)
+app.add_typer(outbox_app, name="outbox")
+
+
+def _row_cells(row: Row) -> list[str]:
+    return [
+        str(row.id),
+        row.status,
+        row.recipient,
+        ", ".join(row.rcpt),
+        row.subject,
+        row.queued_at,
+        row.sent_at,
+        row.reason or row.reply,
+    ]
+
+
+def _print_rows(rows: Iterable[Row], title: str, *, when: str) -> None:
+    """Rows for people on a terminal (see :mod:`._ledger_view`), tab-separated lines when piped."""
+    headers = ["id", "status", "recipient", "to", "subject", "queued_at", "sent_at", "reason"]
+    if not _output.stdout_is_terminal():
+        _output.emit_tsv([headers])
+        for r in rows:
+            _output.emit_tsv([_row_cells(r)])
+        return
+    from ._ledger_view import print_rows
+
+    print_rows(rows, title, when=when)
+
+
+def _show(row_id: int, *, full: bool, as_json: bool) -> None:
+    """The whole story of one letter (``outbox show`` and ``log show``)."""
+    from ._ledger_view import print_story, story
+
+    box = _outbox(readonly=True)
+    try:
+        data = story(box, box.get(row_id))
+    finally:
+        box.close()
+    if as_json:
+        _output.emit_json("letter", {"letter": data})
+    else:
+        print_story(data, full=full)
+
+
+FullOpt = Annotated[bool, typer.Option("--full", help="Show the whole letter, not only how it begins.")]
+IdArg = Annotated[
+    int, typer.Argument(metavar="ID", help="Letter number from 'letterkit outbox' or 'letterkit log'.")
+]
+
+
+@outbox_app.callback(epilog=examples("letterkit outbox", "letterkit outbox --json"))
+def outbox(ctx: typer.Context, as_json: JsonOpt = False, campaign_dir: CampaignOpt = None) -> None:
+    """List the letters in the outbox (queued or failed) with the reason."""
+    from ..outbox import IN_OUTBOX
+
+    if ctx.invoked_subcommand:
+        return
+    box = _outbox()
+    try:
+        exists = box.paths.ledger.exists()
+        if exists:
+            box.reconcile_if_free()
+        rows = box.iter_rows(IN_OUTBOX) if exists else iter(())
+        if as_json:
+            emit_json_stream(
+                "outbox", {"paths": box.paths.as_dict()}, {"letters": (r.as_dict() for r in rows)}
+            )
+            return
+        queued = box.count(("queued",)) if exists else 0
+        failed = box.count(("failed",)) if exists else 0
+        if queued or failed:
+            _print_rows(rows, "Outbox", when="queued")
+            _output.info(
+                f"{queued} queued, {failed} failed — in {_esc(box.paths.outbox)}. "
+                "Send with: letterkit outbox flush"
+                + (" (--retry-failed to try the failed ones again)" if failed else "")
+            )
+        else:
+            _output.info(f"The outbox is empty ({_esc(box.paths.outbox)}).")
+    finally:
+        box.close()
+
+
+@outbox_app.command(
+    "flush",
+    short_help="Send the letters waiting in the outbox.",
+    epilog=examples("letterkit outbox flush", "letterkit outbox flush --account work --yes"),
+)
+def outbox_flush(
+    account: AccountOpt = None,
+    yes: YesOpt = False,
+    rate: RateOpt = None,
+    retry_failed: Annotated[
+        bool, typer.Option("--retry-failed", help="Also retry letters the server refused before.")
+    ] = False,
+    full: Annotated[
+        bool, typer.Option("--full", help="Before asking, show each letter whole (not only how it begins).")
+    ] = False,
+    as_json: JsonOpt = False,
+    campaign_dir: CampaignOpt = None,
+) -> None:
+    """Deliver the letters waiting in the outbox through your mail account.
+
+    Before asking, each letter is shown as it will leave: signer, From, Reply-To,
+    subject and its first lines (--full: the whole letter).
+    """
+    from itertools import islice
+
+    from ..errors import ConfigError, NotConfirmed
+    from ..outbox import IN_OUTBOX
+
+    config = _output.load_config()
+    acct = config.account(account)
+    if acct is None:
+        raise ConfigError("no mail account is set up", hint=f"add yours with: {ADD_ACCOUNT_HINT}")
+    per_minute = parse_rate(rate, config.rate)
+    statuses = IN_OUTBOX if retry_failed else ("queued",)
+    box = _outbox()
+    try:
+        if box.paths.ledger.exists():
+            box.reconcile_if_free()
+        waiting = box.count(statuses) if box.paths.ledger.exists() else 0
+        interactive = _output.interactive()
+        if waiting and not yes:
+            if not interactive:
+                raise NotConfirmed(
+                    "not sending without confirmation: there is no terminal to ask on",
+                    hint="pass --yes",
+                )
+            from ._review import review
+
+            review(box, islice(box.iter_rows(statuses), SUMMARY_ROWS), acct, full=full)
+            if waiting > SUMMARY_ROWS:
+                _output.info(f"… and {waiting - SUMMARY_ROWS} more (letterkit outbox lists them all)")
+            if not typer.confirm(
+                f"Send {waiting} letter(s) from {acct.from_addr} through account {acct.name!r}?",
+                default=False,
+                err=True,
+            ):
+                raise NotConfirmed("you declined; the letters stay in the outbox")
+        report = _deliver(
+            box,
+            acct,
+            rate=per_minute,
+            retry_failed=retry_failed,
+            show_progress=interactive and not as_json and _output.stdout_is_terminal(),
+        )
+        if as_json:
+
+            def rows(status: str) -> Iterator[dict[str, Any]]:
+                return (r.as_dict() for r in box.batch_rows(report.batch, (status,)))
+
+            emit_json_stream(
+                "outbox-flush",
+                {"account": acct.name},
+                {
+                    "sent": rows("sent"),
+                    "partial": rows("partial"),
+                    "failed": rows("failed"),
+                    "queued": rows("queued"),
+                },
+                {"error": str(report.error) if report.error else None},
+            )
+        elif not report.total:
+            failed = box.count(("failed",))
+            _output.info(
+                "Nothing to send: the outbox is empty."
+                if not failed
+                else f"Nothing queued; {failed} failed letter(s) are retried with --retry-failed."
+            )
+        else:
+            _summary(box, report)
+    finally:
+        box.close()
+    _exit_for(report)
+
+
+@outbox_app.command(
+    "show", short_help="The whole story of one letter.", epilog=examples("letterkit outbox show 7 --full")
+)
+def outbox_show(
+    row_id: IdArg, full: FullOpt = False, as_json: JsonOpt = False, campaign_dir: CampaignOpt = None
+) -> None:
+    """The whole story of one letter: addresses, signer, dates, attempts, reason, files, text."""
+    _show(row_id, full=full, as_json=as_json)
+
+
+@outbox_app.command(
+    "drop",
+    short_help="Take letters out of the outbox (kept in the log).",
+    epilog=examples("letterkit outbox drop 3 4 --yes"),
+)
+def outbox_drop(
+    ids: Annotated[
+        list[int], typer.Argument(metavar="ID...", help="Letter number(s) from 'letterkit outbox'.")
+    ],
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Drop without asking for confirmation.")] = False,
+    campaign_dir: CampaignOpt = None,
+) -> None:
+    """Take letters out of the outbox: they are not sent; the log keeps them as dropped.
+
+    Asks first on a terminal; without one, --yes is required (as for send and flush).
+    """
+    from ..errors import NotConfirmed
+
+    if not yes and not _output.interactive():
+        raise NotConfirmed(
+            "not dropping without confirmation: there is no terminal to ask on",
+            hint="pass --yes; nothing was dropped",
+        )
+    box = _outbox()
+    try:
+        if not yes:
+            for row in box.droppable(ids):
+                _output.info(f"#{row.id} {row.status} to {_esc(row.recipient)}: {_esc(row.subject)}")
+            if not typer.confirm(
+                f"Drop {len(ids)} letter(s)? They will not be sent", default=False, err=True
+            ):
+                raise NotConfirmed("you declined; the letters stay in the outbox")
+        for row_id in ids:
+            row = box.drop(row_id)
+            _output.info(
+                f"Dropped #{row.id} to {_esc(row.recipient)} (was {row.status}); 'letterkit log' keeps it."
+            )
+    finally:
+        box.close()
+
+
+# --- log ---------------------------------------------------------------------------------------
+
+log_app = LetterkitTyper(
+    help="What was sent, prepared or delivered by hand (the ledger).",
+    invoke_without_command=True,
+    no_args_is_help=False,
+    short_help="What was sent, prepared or delivered by hand.",
+)
+app.add_typer(log_app, name="log")
+
+
+@log_app.callback(epilog=examples("letterkit log", "letterkit log --json"))
+def log(
+    ctx: typer.Context,
+    campaign: Annotated[
+        str | None, typer.Option("--campaign-id", metavar="ID", help="Only this campaign id.")
+    ] = None,
+    limit: Annotated[
+        int | None, typer.Option("--limit", metavar="N", help="Only the last N letters.")
+    ] = None,
+    show_all: Annotated[bool, typer.Option("--all", help="Also letters still queued or failed.")] = False,
+    as_json: JsonOpt = False,
+    campaign_dir: CampaignOpt = None,
+) -> None:
+    """List the letters sent (or partly refused), prepared by hand, delivered by hand and dropped."""
+    from ..outbox import DELIVERED, STATUSES
+
+    if ctx.invoked_subcommand:
+        return
+    box = _outbox(readonly=True)
+    statuses = STATUSES if show_all else (*DELIVERED, "dropped")
+    try:
+        rows: Iterable[Row] = (
+            box.rows(statuses, campaign=campaign, limit=limit)
+            if limit
+            else box.iter_rows(statuses, campaign=campaign)
+        )
+        if as_json:
+            emit_json_stream("log", {"paths": box.paths.as_dict()}, {"letters": (r.as_dict() for r in rows)})
+            return
+        from itertools import chain
+
+        it = iter(rows)
+        first = next(it, None)
+        if first is None:
+            _output.info("Nothing sent yet." if not (campaign or show_all) else "No letters match.")
+        else:
+            _print_rows(chain([first], it), "Ledger", when="sent")
+    finally:
+        box.close()
+
+
+@log_app.command("show", short_help="The whole story of one letter.", epilog=examples("letterkit log show 7"))
+def log_show(
+    row_id: IdArg, full: FullOpt = False, as_json: JsonOpt = False, campaign_dir: CampaignOpt = None
+) -> None:
+    """The whole story of one letter: addresses, signer, dates, server reply, files, text."""
+    _show(row_id, full=full, as_json=as_json)
+
+
+@log_app.command("done", epilog=examples("letterkit log done 12 --via fax"))
+def log_done(
+    row_id: Annotated[int, typer.Argument(metavar="ID", help="Letter number from 'letterkit log'.")],
+    via: Annotated[str, typer.Option("--via", metavar="fax|post|web", help="How you delivered it.")],
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace an earlier --via (the earlier one is kept as a note).")
+    ] = False,
+    as_json: JsonOpt = False,
+    campaign_dir: CampaignOpt = None,
+) -> None:
+    """Record that you delivered a prepared letter by fax, post or web form."""
+    box = _outbox()
+    try:
+        row = box.mark_done(row_id, via, force=force)
+    finally:
+        box.close()
+    if as_json:
+        _output.emit_json("log-done", {"letter": row.as_dict()})
+    else:
+        _output.info(f"Recorded: #{row.id} to {_esc(row.recipient)} delivered by {via}.")
