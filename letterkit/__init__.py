@@ -44,8 +44,8 @@ _EXPORTS = {
     "compose": "letters",
     "compose_all": "letters",
     "plan": "letters",
-    "message_bytes": "letters",
-    "to_message": "letters",
+    "message_bytes": "message",
+    "to_message": "message",
     "Cosigner": "cosigners",
     "load_cosigners": "cosigners",
     # queue, deliver, ledger
@@ -105,149 +105,75 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:  # for type checkers and IDEs: the same names, eagerly (explicitly re-exported)
     from .campaign import (
         Campaign as Campaign,
-    )
-    from .campaign import (
         TemplateFile as TemplateFile,
-    )
-    from .campaign import (
         bundled_campaign_dir as bundled_campaign_dir,
-    )
-    from .campaign import (
         find_campaign_dir as find_campaign_dir,
-    )
-    from .campaign import (
         init_campaign as init_campaign,
-    )
-    from .campaign import (
         load_campaign as load_campaign,
     )
     from .checker import (
         CheckReport as CheckReport,
-    )
-    from .checker import (
         check_campaign as check_campaign,
     )
     from .config import (
         Account as Account,
-    )
-    from .config import (
         Config as Config,
-    )
-    from .config import (
         Signer as Signer,
-    )
-    from .config import (
         config_dir as config_dir,
-    )
-    from .config import (
         data_dir as data_dir,
-    )
-    from .config import (
         load_config as load_config,
-    )
-    from .config import (
         save_config as save_config,
     )
     from .contacts import (
         CHANNELS as CHANNELS,
-    )
-    from .contacts import (
         Contact as Contact,
-    )
-    from .contacts import (
         filter_contacts as filter_contacts,
-    )
-    from .contacts import (
         select as select,
     )
     from .cosigners import (
         Cosigner as Cosigner,
-    )
-    from .cosigners import (
         load_cosigners as load_cosigners,
     )
     from .credentials import (
         get_password as get_password,
-    )
-    from .credentials import (
         store_password as store_password,
     )
     from .delivery import (
         DeliveryReport as DeliveryReport,
-    )
-    from .delivery import (
         SendReport as SendReport,
-    )
-    from .delivery import (
         deliver as deliver,
     )
     from .errors import (
         CampaignError as CampaignError,
-    )
-    from .errors import (
         ConfigError as ConfigError,
-    )
-    from .errors import (
         ContactError as ContactError,
-    )
-    from .errors import (
         CredentialError as CredentialError,
-    )
-    from .errors import (
         ExportError as ExportError,
-    )
-    from .errors import (
         InvalidValue as InvalidValue,
-    )
-    from .errors import (
         LetterkitError as LetterkitError,
-    )
-    from .errors import (
         NotConfirmed as NotConfirmed,
-    )
-    from .errors import (
         OutboxError as OutboxError,
-    )
-    from .errors import (
         TemplateError as TemplateError,
-    )
-    from .errors import (
         TransportError as TransportError,
     )
     from .export import (
         export_letters as export_letters,
-    )
-    from .export import (
         prepare_by_hand as prepare_by_hand,
-    )
-    from .export import (
         render_pdf as render_pdf,
     )
     from .ledger import (
         Ledger as Ledger,
-    )
-    from .ledger import (
         Row as Row,
     )
     from .letters import (
         Letter as Letter,
-    )
-    from .letters import (
         Renderer as Renderer,
-    )
-    from .letters import (
         compose as compose,
-    )
-    from .letters import (
         compose_all as compose_all,
-    )
-    from .letters import (
-        message_bytes as message_bytes,
-    )
-    from .letters import (
         plan as plan,
     )
-    from .letters import (
+    from .message import (
+        message_bytes as message_bytes,
         to_message as to_message,
     )
     from .outbox import (
@@ -255,16 +181,10 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, eagerly (explic
     )
     from .service import (
         SendJob as SendJob,
-    )
-    from .service import (
         flush as flush,
-    )
-    from .service import (
         send_letters as send_letters,
     )
     from .transport import (
         DeliveryResult as DeliveryResult,
-    )
-    from .transport import (
         SmtpTransport as SmtpTransport,
     )

@@ -383,7 +383,7 @@ class Outbox:
         """Add the rows and messages of ``letters`` (inside the open transaction); returns the
         hand letters with their ids, to prepare once every letter is known to be valid."""
         from . import clock
-        from .letters import message_bytes
+        from .message import message_bytes
 
         from_addr = check_address(account.from_addr, "account From address") if account else None
         date, queued_at, next_id = clock.now(), now_text(), self.ledger.next_id()

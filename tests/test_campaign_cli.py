@@ -335,7 +335,8 @@ def test_letter_becomes_a_standard_email():
 
     from letterkit.campaign import load_campaign
     from letterkit.config import Signer
-    from letterkit.letters import compose_all, to_message
+    from letterkit.letters import compose_all
+    from letterkit.message import to_message
 
     campaign = load_campaign()
     signer = Signer(name="Ана Пример", email="ana@example.org", city="Алматы")

@@ -12,7 +12,8 @@ import pytest
 from letterkit.campaign import load_campaign
 from letterkit.config import Signer
 from letterkit.errors import InvalidValue
-from letterkit.letters import Renderer, compose_all, message_bytes, to_message
+from letterkit.letters import Renderer, compose_all
+from letterkit.message import message_bytes, to_message
 
 SIGNER = Signer(name="A. Person", email="a.person@example.org", city="Leeds", country="UK")
 

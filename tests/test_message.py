@@ -18,7 +18,8 @@ import pytest
 from letterkit.campaign import load_campaign
 from letterkit.config import Signer
 from letterkit.errors import InvalidValue, LetterkitError
-from letterkit.letters import Letter, compose_all, encode_message, message_bytes, to_message
+from letterkit.letters import Letter, compose_all
+from letterkit.message import encode_message, message_bytes, to_message
 from letterkit.validation import check_address, check_header_value, check_language, check_slug
 
 BARE = re.compile(rb"\r(?!\n)|(?<!\r)\n")  # a CR not before LF, or an LF not after CR

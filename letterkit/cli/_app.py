@@ -96,11 +96,13 @@ def run(args: list[str]) -> int:
     return result if isinstance(result, int) else 0
 
 
-from . import account as _account_cmds  # noqa: E402
-from . import campaign as _campaign_cmds  # noqa: E402  (commands register on import)
-from . import export as _export_cmds  # noqa: E402
-from . import outbox as _outbox_cmds  # noqa: E402
-from . import send as _send_cmds  # noqa: E402
+from . import (  # noqa: E402  (the commands register on import, after app exists)
+    account as _account_cmds,
+    campaign as _campaign_cmds,
+    export as _export_cmds,
+    outbox as _outbox_cmds,
+    send as _send_cmds,
+)
 
 __all__ = ["app", "run"]
 _ = (_campaign_cmds, _send_cmds, _outbox_cmds, _account_cmds, _export_cmds)
