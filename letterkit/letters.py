@@ -545,9 +545,7 @@ def compose(
     invalid letter; call :func:`compose_all` to validate a whole batch.
     """
     signer = signer.validated()
-    note = normalise_newlines(note).strip("\n")
-    if "\x00" in note:
-        raise TemplateError("the personal note contains a NUL byte")
+    note = _clean_note(note)
     cosigners = tuple(cosigners)
     today = today or clock.today()
     if language:
@@ -589,16 +587,8 @@ def compose(
         # The memo key stands for everything but the recipient and ``primary`` (which grows
         # while primaries are rendered; the memo tracks whether a template reads it).
         subject, body = renderer.render(t, context, f"contact {contact.id}", memo=(generation, is_copy))
-        check_header_value(subject, f"{t.path}: subject (for contact {contact.id})")
-        if not subject:
-            raise TemplateError(f"{t.path}: the subject renders empty for contact {contact.id}")
-        if "\x00" in body:
-            raise TemplateError(f"{t.path}: the body contains a NUL byte for contact {contact.id}")
-        if contact.email and not is_copy:
-            to_addrs: tuple[str, ...] = (contact.email,)
-            cc_addrs = tuple(dict.fromkeys(a for a in (*contact.cc, *copy_emails) if a != contact.email))
-        else:
-            to_addrs, cc_addrs = (), ()
+        _check_rendered(t, contact, subject, body)
+        to_addrs, cc_addrs = _addresses(contact, is_copy, copy_emails)
         yield Letter(
             campaign=campaign.id,
             template=t.name,
@@ -615,6 +605,33 @@ def compose(
             verbatim=not note,
             date=today,
         )
+
+
+def _clean_note(note: str) -> str:
+    note = normalise_newlines(note).strip("\n")
+    if "\x00" in note:
+        raise TemplateError("the personal note contains a NUL byte")
+    return note
+
+
+def _check_rendered(t: TemplateFile, contact: Contact, subject: str, body: str) -> None:
+    check_header_value(subject, f"{t.path}: subject (for contact {contact.id})")
+    if not subject:
+        raise TemplateError(f"{t.path}: the subject renders empty for contact {contact.id}")
+    if "\x00" in body:
+        raise TemplateError(f"{t.path}: the body contains a NUL byte for contact {contact.id}")
+
+
+def _addresses(
+    contact: Contact, is_copy: bool, copy_emails: Sequence[str]
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(To, Cc) of one letter: a primary with e-mail gets its address, its own copies and the
+    template's e-mail copies; a copy to a recipient without e-mail goes by hand."""
+    if not contact.email or is_copy:
+        return (), ()
+    return (contact.email,), tuple(
+        dict.fromkeys(a for a in (*contact.cc, *copy_emails) if a != contact.email)
+    )
 
 
 def compose_all(*args: Any, **kwargs: Any) -> list[Letter]:

@@ -32,7 +32,9 @@ from ._report import (
 )
 
 if TYPE_CHECKING:
-    from ..outbox import Row
+    from ..config import Account
+    from ..delivery import DeliveryReport
+    from ..outbox import Outbox, Row
 
 
 # --- outbox ----------------------------------------------------------------------------------
@@ -149,9 +151,7 @@ def outbox_flush(
     Before asking, each letter is shown as it will leave: signer, From, Reply-To,
     subject and its first lines (--full: the whole letter).
     """
-    from itertools import islice
-
-    from ..errors import ConfigError, NotConfirmed
+    from ..errors import ConfigError
     from ..outbox import IN_OUTBOX
 
     config = _output.load_config()
@@ -167,22 +167,7 @@ def outbox_flush(
         waiting = box.count(statuses) if box.paths.ledger.exists() else 0
         interactive = _output.interactive()
         if waiting and not yes:
-            if not interactive:
-                raise NotConfirmed(
-                    "not sending without confirmation: there is no terminal to ask on",
-                    hint="pass --yes",
-                )
-            from ._review import review
-
-            review(box, islice(box.iter_rows(statuses), SUMMARY_ROWS), acct, full=full)
-            if waiting > SUMMARY_ROWS:
-                _output.info(f"… and {waiting - SUMMARY_ROWS} more (letterkit outbox lists them all)")
-            if not typer.confirm(
-                f"Send {waiting} letter(s) from {acct.from_addr} through account {acct.name!r}?",
-                default=False,
-                err=True,
-            ):
-                raise NotConfirmed("you declined; the letters stay in the outbox")
+            _ask_to_flush(box, statuses, waiting, acct, full=full)
         report = _deliver(
             box,
             acct,
@@ -190,34 +175,60 @@ def outbox_flush(
             retry_failed=retry_failed,
             show_progress=interactive and not as_json and _output.stdout_is_terminal(),
         )
-        if as_json:
-
-            def rows(status: str) -> Iterator[dict[str, Any]]:
-                return (r.as_dict() for r in box.batch_rows(report.batch, (status,)))
-
-            emit_json_stream(
-                "outbox-flush",
-                {"account": acct.name},
-                {
-                    "sent": rows("sent"),
-                    "partial": rows("partial"),
-                    "failed": rows("failed"),
-                    "queued": rows("queued"),
-                },
-                {"error": str(report.error) if report.error else None},
-            )
-        elif not report.total:
-            failed = box.count(("failed",))
-            _output.info(
-                "Nothing to send: the outbox is empty."
-                if not failed
-                else f"Nothing queued; {failed} failed letter(s) are retried with --retry-failed."
-            )
-        else:
-            _summary(box, report)
+        _report_flush(box, report, acct, as_json=as_json)
     finally:
         box.close()
     _exit_for(report)
+
+
+def _ask_to_flush(box: Outbox, statuses: Iterable[str], waiting: int, acct: Account, *, full: bool) -> None:
+    """Show each waiting letter as it will leave, then ask (NotConfirmed if no)."""
+    from itertools import islice
+
+    from ..errors import NotConfirmed
+    from ._review import review
+
+    if not _output.interactive():
+        raise NotConfirmed(
+            "not sending without confirmation: there is no terminal to ask on", hint="pass --yes"
+        )
+    review(box, islice(box.iter_rows(statuses), SUMMARY_ROWS), acct, full=full)
+    if waiting > SUMMARY_ROWS:
+        _output.info(f"… and {waiting - SUMMARY_ROWS} more (letterkit outbox lists them all)")
+    if not typer.confirm(
+        f"Send {waiting} letter(s) from {acct.from_addr} through account {acct.name!r}?",
+        default=False,
+        err=True,
+    ):
+        raise NotConfirmed("you declined; the letters stay in the outbox")
+
+
+def _report_flush(box: Outbox, report: DeliveryReport, acct: Account, *, as_json: bool) -> None:
+    if as_json:
+
+        def rows(status: str) -> Iterator[dict[str, Any]]:
+            return (r.as_dict() for r in box.batch_rows(report.batch, (status,)))
+
+        emit_json_stream(
+            "outbox-flush",
+            {"account": acct.name},
+            {
+                "sent": rows("sent"),
+                "partial": rows("partial"),
+                "failed": rows("failed"),
+                "queued": rows("queued"),
+            },
+            {"error": str(report.error) if report.error else None},
+        )
+    elif not report.total:
+        failed = box.count(("failed",))
+        _output.info(
+            "Nothing to send: the outbox is empty."
+            if not failed
+            else f"Nothing queued; {failed} failed letter(s) are retried with --retry-failed."
+        )
+    else:
+        _summary(box, report)
 
 
 @outbox_app.command(

@@ -387,8 +387,6 @@ def _dry_run(
     base: dict[str, Any],
 ) -> None:
     """Show every letter with its envelope and what send would do; write nothing."""
-    from ._render import letter_headers, show_letters
-
     box = _outbox(readonly=True)
     from_addr = job.account.from_addr if job.account else None
     counts: dict[str, int] = {}
@@ -400,54 +398,58 @@ def _dry_run(
 
     try:
         if as_json:
-            items = (
-                {
-                    "action": action,
-                    "reason": reason,
-                    "recipient": letter.contact.id,
-                    "recipient_name": letter.contact.name,
-                    "channel": letter.channel,
-                    "subject": letter.subject,
-                    "headers": dict(letter_headers(letter, from_addr)),
-                    "envelope": envelope,
-                    "body": letter.body,
-                }
-                for letter, action, reason, envelope in plans()
-            )
-            emit_json_stream(
-                "send",
-                base,
-                {"letters": items},
-                {
-                    "sent": [],
-                    "partial": [],
-                    "queued": [],
-                    "failed": [],
-                    "skipped": [],
-                    "by_hand": [],
-                    "error": None,
-                },
-            )
-            return
-        from rich.text import Text
-
-        for letter, action, reason, envelope in plans():
-            show_letters([letter], _output.out(), from_addr=from_addr)
-            if envelope:
-                line = (
-                    f"Envelope: MAIL FROM:<{from_addr or 'your account address'}> "
-                    f"RCPT TO:{', '.join(f'<{a}>' for a in envelope['rcpt_to'])}"
-                )
-            else:
-                line = "By hand: a PDF and a text file would be written under prepared/"
-            verdict = {
-                "send": "would be sent",
-                "queue": "would be queued (no mail account yet)",
-                "prepare": "would be prepared for delivery by hand",
-                "skip": f"would be skipped: {reason}",
-            }[action]
-            _output.out().print(Text(f"{line}\n→ {verdict}\n"))
+            _dry_run_json(plans(), from_addr, base)
+        else:
+            _dry_run_people(plans(), from_addr)
     finally:
         box.close()
     summary = ", ".join(f"{n} to {a}" for a, n in counts.items()) or "no letters"
     _output.info(f"Dry run: {summary}. Nothing was queued or sent.")
+
+
+Plans = Iterable[tuple["Letter", str, str, "dict[str, Any] | None"]]  # (letter, action, reason, envelope)
+
+
+def _dry_run_json(plans: Plans, from_addr: str | None, base: dict[str, Any]) -> None:
+    from ._render import letter_headers
+
+    items = (
+        {
+            "action": action,
+            "reason": reason,
+            "recipient": letter.contact.id,
+            "recipient_name": letter.contact.name,
+            "channel": letter.channel,
+            "subject": letter.subject,
+            "headers": dict(letter_headers(letter, from_addr)),
+            "envelope": envelope,
+            "body": letter.body,
+        }
+        for letter, action, reason, envelope in plans
+    )
+    empty: dict[str, Any] = {key: [] for key in ("sent", "partial", "queued", "failed", "skipped", "by_hand")}
+    empty["error"] = None
+    emit_json_stream("send", base, {"letters": items}, empty)
+
+
+def _dry_run_people(plans: Plans, from_addr: str | None) -> None:
+    from rich.text import Text
+
+    from ._render import show_letters
+
+    for letter, action, reason, envelope in plans:
+        show_letters([letter], _output.out(), from_addr=from_addr)
+        if envelope:
+            line = (
+                f"Envelope: MAIL FROM:<{from_addr or 'your account address'}> "
+                f"RCPT TO:{', '.join(f'<{a}>' for a in envelope['rcpt_to'])}"
+            )
+        else:
+            line = "By hand: a PDF and a text file would be written under prepared/"
+        verdict = {
+            "send": "would be sent",
+            "queue": "would be queued (no mail account yet)",
+            "prepare": "would be prepared for delivery by hand",
+            "skip": f"would be skipped: {reason}",
+        }[action]
+        _output.out().print(Text(f"{line}\n→ {verdict}\n"))
