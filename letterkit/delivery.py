@@ -17,6 +17,7 @@ letters left stay queued, their files are written to the outbox, and
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
@@ -131,25 +132,21 @@ def as_it_leaves(message: bytes, row: Row, account: Account) -> bytes:
         if row.signer_email and row.signer_email.lower() != account.from_addr.lower():
             msg["Reply-To"] = Address(row.signer_name, addr_spec=row.signer_email)
     now = clock.now()
-    if _stale_date(message, now):
+    if _waited(row, now):
         msg = msg or email.message_from_bytes(message, policy=email.policy.SMTP)
         del msg["Date"]
         msg["Date"] = email.utils.format_datetime(now)
     return msg.as_bytes() if msg is not None else message
 
 
-def _stale_date(message: bytes, now: Any) -> bool:
-    """Whether the message's Date is more than :data:`STALE_DATE_SECONDS` from ``now``."""
-    import email.policy
-    import email.utils
-    from email.parser import BytesHeaderParser
-
-    head = BytesHeaderParser(policy=email.policy.compat32).parsebytes(message)
+def _waited(row: Row, now: dt.datetime) -> bool:
+    """Whether the letter was queued more than :data:`STALE_DATE_SECONDS` ago (its Date, set
+    when it was queued, would then no longer say when it left)."""
     try:
-        then = email.utils.parsedate_to_datetime(head["Date"] or "")
-    except (TypeError, ValueError):
+        queued = dt.datetime.fromisoformat(row.queued_at)
+    except ValueError:
         return True
-    return then.tzinfo is None or abs((now - then).total_seconds()) > STALE_DATE_SECONDS
+    return queued.tzinfo is None or abs((now - queued).total_seconds()) > STALE_DATE_SECONDS
 
 
 def refuse_placeholders(box: Outbox, batch: str, statuses: Iterable[str], account: Account) -> None:
@@ -220,7 +217,9 @@ def deliver(
                 except LetterkitError as exc:  # the server or the account, not this letter
                     _stop(box, report, batch, statuses, exc, from_id=row.id)
                     break
-                changes = _record(box, row, result, message, account.name)
+                changes = _record(
+                    box, row, result, message, account.name, stored_changed=message is not stored
+                )
                 report.count(changes["status"])
                 if report.handled % COMMIT_EVERY == 0:
                     box.ledger.commit_and_continue()
@@ -257,7 +256,13 @@ def _stop(
 
 
 def _record(
-    box: Outbox, row: Row, result: DeliveryResult, message: bytes | None, account: str
+    box: Outbox,
+    row: Row,
+    result: DeliveryResult,
+    message: bytes | None,
+    account: str,
+    *,
+    stored_changed: bool,
 ) -> dict[str, Any]:
     """File the copy of a sent letter, then write its outcome into the ledger (committed by
     the caller); returns the changed fields (``replace(row, **changes)`` is the row now)."""
@@ -267,7 +272,8 @@ def _record(
     status: str
     if result.delivered and message is not None:
         note = box.file_sent(row, message)  # first: the mark that it went
-        box.ledger.set_message(row.id, message)  # exactly what was sent
+        if stored_changed:
+            box.ledger.set_message(row.id, message)  # exactly what was sent
         status, sent_at, reply = result.status, now_text(), result.reply
         if result.status == "partial":
             reply += "; refused: " + "; ".join(f"{a}: {m}" for a, (_c, m) in result.refused.items())
