@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from . import clock
 from .contacts import iter_contacts, load_contacts, merge
 from .errors import CampaignError, LetterkitError, TemplateError
-from .validation import check_language
+from .validation import SLUG, check_language
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -306,7 +306,14 @@ def load_campaign(
     data: dict[str, Any] = {}
     try:
         data = _load_case(folder / "templates" / "campaign.toml")
+        # the id names folders (prepared/ID/) and ledger keys: a slug, never a path
+        if "id" in data and not (isinstance(data["id"], str) and SLUG.fullmatch(data["id"])):
+            raise CampaignError(
+                f"{folder / 'templates' / 'campaign.toml'}: id = {data['id']!r} is not a valid id",
+                hint="use lowercase letters, digits, '.', '_' or '-' (at most 64), e.g. dolinka-2010",
+            )
     except LetterkitError as exc:
+        data.pop("id", None)
         fail(exc)
     templates: dict[str, dict[str, TemplateFile]] = {}
     tdir = folder / "templates"

@@ -115,15 +115,9 @@ class Renderer:
     def env(self) -> jinja2.sandbox.SandboxedEnvironment:
         """The sandboxed Jinja2 environment (created, and jinja2 imported, on first use)."""
         if self._env is None:
-            import jinja2.sandbox
+            from .sandbox import environment
 
-            self._env = jinja2.sandbox.SandboxedEnvironment(
-                undefined=jinja2.StrictUndefined,
-                keep_trailing_newline=True,
-                trim_blocks=True,
-                lstrip_blocks=True,
-                autoescape=False,
-            )
+            self._env = environment(self.campaign.root / "templates")
             self._env.filters["wordwrap"] = _cached_wordwrap(self._env)
         return self._env
 
@@ -163,7 +157,7 @@ class Renderer:
         view = _ReadRecorder(recipient)
         tracked = _ReadList(primary) if isinstance(primary, list) else None
         seen_primary = primary if tracked is None else tracked
-        text = template.render({**context, "recipient": view, "primary": seen_primary})
+        text = sandbox_render(template, {**context, "recipient": view, "primary": seen_primary})
         read = view.read | ({_PRIMARY} if tracked is not None and tracked.seen else set())
         fields = tuple(sorted(read | (set(entry[0]) if entry else set())))
         if entry is None or fields != entry[0]:
@@ -185,9 +179,15 @@ class Renderer:
         import jinja2
 
         try:
-            rendered = self._compile(t, "subject").render(campaign=self.campaign.for_language(t.language))
-        except (jinja2.TemplateError, LetterkitError):
-            return t.subject
+            rendered = sandbox_render(
+                self._compile(t, "subject"), {"campaign": self.campaign.for_language(t.language)}
+            )
+        except (jinja2.UndefinedError, LetterkitError):
+            return t.subject  # it needs a signer or a recipient
+        except jinja2.TemplateError as exc:
+            raise _render_error(exc, t, "subject", "the templates list") from None
+        except (Exception, RecursionError) as exc:  # the template's own code failed: its error
+            raise _render_error(exc, t, "subject", "the templates list") from None
         return " ".join(rendered.split())
 
     def render(
@@ -210,17 +210,15 @@ class Renderer:
             template = self._compile(t, part)
             try:
                 if memo is None or self._no_memo(t):
-                    parts.append(template.render(context))
+                    parts.append(sandbox_render(template, context))
                 else:
                     parts.append(self._memo_render(template, (str(t.path), part, memo), context))
+            except LetterkitError:
+                raise
             except jinja2.TemplateError as exc:
-                line = _template_line(exc, t, part)
-                msg = getattr(exc, "message", None) or str(exc)
-                raise TemplateError(
-                    f"{t.path}:{line}: {msg} (rendering for {who})",
-                    hint="check the variable's spelling; templates see signer, recipient, campaign, "
-                    "note, cosigners, today, copy, primary, language",
-                ) from None
+                raise _render_error(exc, t, part, who) from None
+            except (Exception, RecursionError) as exc:  # the template's own code failed: its error
+                raise _render_error(exc, t, part, who) from None
         subject = " ".join(parts[0].split())
         return subject, normalise_newlines(parts[1])
 
@@ -443,6 +441,40 @@ def _cached_wordwrap(env: jinja2.Environment) -> Any:
 
 def _has_jinja(text: str) -> bool:
     return "{{" in text or "{%" in text or "{#" in text
+
+
+def sandbox_render(template: jinja2.Template, context: dict[str, Any]) -> str:
+    """Render within the sandbox's limits (jinja2 is imported only when a letter is rendered)."""
+    from .sandbox import render
+
+    return render(template, context)
+
+
+def _render_error(exc: BaseException, t: TemplateFile, part: str, who: str) -> TemplateError:
+    """A template's failure as a one-line error naming the file and line."""
+    import jinja2
+
+    from .sandbox import RenderLimit
+
+    line = _template_line(exc, t, part)
+    if isinstance(exc, jinja2.UndefinedError):
+        return TemplateError(
+            f"{t.path}:{line}: {exc.message} (rendering for {who})",
+            hint="check the variable's spelling; templates see signer, recipient, campaign, "
+            "note, cosigners, today, copy, primary, language",
+        )
+    if isinstance(exc, jinja2.TemplateNotFound) and exc.message == exc.name:
+        return TemplateError(
+            f"{t.path}:{line}: {exc.name!r} is not in the campaign's templates folder (rendering for {who})"
+        )
+    if isinstance(exc, jinja2.TemplateError):
+        return TemplateError(f"{t.path}:{line}: {getattr(exc, 'message', None) or exc} (rendering for {who})")
+    what = str(exc) if isinstance(exc, RenderLimit) else f"{type(exc).__name__}: {exc}"
+    if isinstance(exc, RecursionError):
+        what = "the template calls itself without end (recursion)"
+    return TemplateError(
+        f"{t.path}:{line}: {what} (rendering for {who})", hint="fix the template at that line"
+    )
 
 
 def _template_line(exc: BaseException, t: TemplateFile, part: str) -> int:

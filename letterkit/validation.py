@@ -109,7 +109,8 @@ def check_language(value: str, what: str) -> str:
     return value
 
 
-_SLUG_RE = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}", re.ASCII)
+SLUG = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}", re.ASCII)  # ids: match with fullmatch only
+_SLUG_RE = SLUG
 
 
 def check_slug(value: str, what: str) -> str:
