@@ -42,16 +42,14 @@ def has_consent(value: str) -> bool:
     return value in _YES or bool(_DATE.match(value))
 
 
+MAX_FILE = 2_000_000  # characters: some 20,000 co-signers
+
+
 def _read_rows(path: Path) -> list[tuple[int, list[str]]]:
     """The CSV records with the line each starts on (a quoted field may span lines)."""
-    try:
-        with path.open(encoding="utf-8-sig", newline="") as fh:
-            text = fh.read()
-    except FileNotFoundError:
-        raise InvalidValue(f"co-signers file {path} not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = getattr(exc, "strerror", None) or exc
-        raise InvalidValue(f"cannot read co-signers file {path}: {reason}") from None
+    from .fileutil import read_text_limited
+
+    text = read_text_limited(path, MAX_FILE, "co-signers file", encoding="utf-8-sig")
     try:
         dialect: type[csv.Dialect] | csv.Dialect = csv.Sniffer().sniff(
             text.split("\n", 1)[0], delimiters=",;\t"

@@ -112,3 +112,20 @@ def unlock(fd: int) -> None:
             msvcrt.locking(fd, msvcrt.LK_UNLCK, 1)  # type: ignore[attr-defined]
         return
     fcntl.flock(fd, fcntl.LOCK_UN)
+
+
+def read_text_limited(path: str | os.PathLike[str], limit: int, what: str, *, encoding: str = "utf-8") -> str:
+    """A text file of at most ``limit`` characters (``/dev/zero`` or a huge file is an error,
+    read no further than the limit); an unreadable or non-UTF-8 file is an InvalidValue."""
+    from .errors import InvalidValue
+
+    try:
+        with open(path, encoding=encoding, newline="") as fh:
+            text = fh.read(limit + 1)
+    except FileNotFoundError:
+        raise InvalidValue(f"{what} {path} not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InvalidValue(f"cannot read {what} {path}: {getattr(exc, 'strerror', None) or exc}") from None
+    if len(text) > limit:
+        raise InvalidValue(f"{what} {path} is longer than {limit:,} characters", hint="is it the right file?")
+    return text

@@ -639,7 +639,12 @@ def compose(
         )
 
 
+MAX_NOTE = 65_536  # characters of personal words in one letter
+
+
 def _clean_note(note: str) -> str:
+    if len(note) > MAX_NOTE:
+        raise TemplateError(f"the personal note is longer than {MAX_NOTE:,} characters")
     note = normalise_newlines(note).strip("\n")
     if "\x00" in note:
         raise TemplateError("the personal note contains a NUL byte")

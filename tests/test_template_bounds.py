@@ -90,3 +90,10 @@ def test_a_campaign_id_is_a_slug_never_a_path(invoke, campaign_copy, bad):
     case.write_text(text.replace('id = "dolinka-2010"', f'id = "{bad}"', 1), encoding="utf-8")
     result = invoke("--campaign", str(campaign_copy), "send", "protest", "--dry-run", *REAL_SIGNER)
     assert result.exit_code == 2 and "is not a valid id" in result.stderr
+
+
+@pytest.mark.parametrize("option", ["--note-file", "--cosigners"])
+def test_endless_files_are_read_no_further_than_a_limit(invoke, option):
+    result = invoke("send", "protest", "--dry-run", option, "/dev/zero", *REAL_SIGNER)
+    assert result.exit_code == 2, result.output
+    assert "/dev/zero is longer than" in result.stderr or "cannot read" in result.stderr

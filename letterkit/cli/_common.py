@@ -177,13 +177,10 @@ def read_note(note: str | None, note_file: str | None) -> str:
     if note and note_file:
         raise InvalidValue("give --note or --note-file, not both")
     if note_file:
-        try:
-            with open(note_file, encoding="utf-8") as fh:
-                return fh.read().strip()
-        except (OSError, UnicodeDecodeError) as exc:
-            raise InvalidValue(
-                f"cannot read note file {note_file}: {getattr(exc, 'strerror', None) or exc}"
-            ) from None
+        from ..fileutil import read_text_limited
+        from ..letters import MAX_NOTE
+
+        return read_text_limited(note_file, MAX_NOTE, "note file").strip()
     return (note or "").strip()
 
 
