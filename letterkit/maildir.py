@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 SENT_FLAGS = "2,S"
 TMP_MAX_AGE = 36 * 3600  # Maildir convention: stray tmp files older than this are garbage
 RECHECK_SENT_SECONDS = 24 * 3600  # reconcile checks the copies of letters sent this recently
+ADOPTED = "found in the outbox folder without a ledger entry: check it before it goes"
 LEGACY_PREFIX = b"X-Letterkit-"  # letterkit 0.1 put its metadata in headers; read, never written
 
 
@@ -217,7 +218,7 @@ def _adopt(paths: Paths, ledger: Ledger, path: Path) -> int:
         ],
         [(row_id, message)],
     )
-    ledger.update(row_id, reply="found in the outbox folder without a ledger entry: check it before it goes")
+    ledger.update(row_id, reply=ADOPTED)
     if message != path.read_bytes():
         write_maildir(paths.outbox, path.name, message, "new")
     return 1

@@ -44,7 +44,7 @@ from contextlib import suppress
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
-from .errors import TransportError
+from .errors import LetterkitError, TransportError
 from .validation import check_address
 
 if TYPE_CHECKING:
@@ -498,8 +498,11 @@ class SmtpTransport:
         no connection can be made, :class:`TransportError` when the account itself
         is refused (TLS, certificate, AUTH).
         """
-        mail_from = check_address(mail_from, "envelope sender (MAIL FROM)")
-        rcpt = [check_address(r, "envelope recipient (RCPT TO)") for r in rcpt_to]
+        mail_from = check_address(mail_from, "envelope sender (MAIL FROM)")  # the account's: stops all
+        try:  # a recipient's: fails this letter only, never the batch
+            rcpt = [check_address(r, "envelope recipient (RCPT TO)") for r in rcpt_to]
+        except LetterkitError as exc:
+            return DeliveryResult("failed", str(exc), {}, 0)
         if not rcpt:
             return DeliveryResult("failed", "no recipients")
         data = _LEADING_DOT.sub(b"..", to_crlf(message))

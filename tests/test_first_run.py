@@ -235,3 +235,48 @@ def test_a_bad_defaults_rate_names_the_file(invoke, tmp_path, value, monkeypatch
     result = invoke("send", "protest", "--dry-run", *REAL_SIGNER)
     assert result.exit_code == 2, result.output
     assert "config.toml [defaults]: rate" in result.stderr and "Traceback" not in result.output
+
+
+def test_addresses_stay_lists_and_one_bad_letter_blocks_no_other(invoke, tmp_path, smtp_server, monkeypatch):
+    """A quoted local part with ", " reaches the server whole; a letter whose envelope became
+    invalid (edited by hand) fails alone and the batch goes on."""
+    import sqlite3
+
+    camp = write_campaign(tmp_path / "camp", missions=3, hand=False)
+    recipients = camp / "recipients.toml"
+    recipients.write_text(
+        recipients.read_text(encoding="utf-8").replace('"mission2@example.org"', "'\"x, y\"@example.org'"),
+        encoding="utf-8",
+    )
+    monkeypatch.setenv("LETTERKIT_CAMPAIGN", str(camp))
+    assert invoke("check", str(camp)).exit_code == 0
+    assert invoke("send", "protest", "--yes", *REAL_SIGNER).exit_code == 0  # queued: no account yet
+    with sqlite3.connect(tmp_path / "data" / "letterkit" / "ledger.sqlite3") as conn:
+        conn.execute("UPDATE letters SET rcpt = ? WHERE recipient = 'kz-1'", ('["not an address"]',))
+    assert invoke(*smtp_server.account_args(), "--password-stdin", input=PASSWORD + "\n").exit_code == 0
+    result = invoke("outbox", "flush", "--yes", "--rate", "0", "--json")
+    assert result.exit_code == 1, result.output  # one letter failed
+    doc = json.loads(result.stdout)
+    assert [r["recipient"] for r in doc["sent"]] == ["kz-2", "kz-3"]
+    assert [r["recipient"] for r in doc["failed"]] == ["kz-1"] and "not an address" in doc["failed"][0][
+        "reason"
+    ]
+    assert ['"x, y"@example.org', "osce@example.net"] in [m.rcpt_tos for m in smtp_server.messages]
+
+
+def test_a_file_dropped_into_the_outbox_is_shown_and_goes_to_its_own_to(invoke, tmp_path, smtp_server):
+    """Adopted only by a command that sends, shown before it goes, envelope from its To/Cc."""
+    new = tmp_path / "data" / "letterkit" / "outbox" / "new"
+    new.mkdir(parents=True)
+    (new / "hand-made.eml").write_bytes(
+        b"X-Letterkit-Rcpt: victim@example.net\nFrom: someone@home.internal\nTo: Friend <friend@example.org>\n"
+        b"Subject: hello\n\nbody\n"
+    )
+    (new / "link.eml").symlink_to(tmp_path / "elsewhere.eml")
+    assert json.loads(invoke("outbox", "--json").stdout)["letters"] == []  # a listing adopts nothing
+    assert invoke(*smtp_server.account_args(), "--password-stdin", input=PASSWORD + "\n").exit_code == 0
+    result = invoke("outbox", "flush", "--yes", "--rate", "0")
+    assert result.exit_code == 0, result.output
+    assert "found in the outbox folder" in result.stderr and "Subject:  hello" in result.stderr
+    (m,) = smtp_server.messages
+    assert m.rcpt_tos == ["friend@example.org"] and b"X-Letterkit" not in m.data

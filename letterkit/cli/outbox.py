@@ -162,12 +162,14 @@ def outbox_flush(
     statuses = IN_OUTBOX if retry_failed else ("queued",)
     box = _outbox()
     try:
-        if box.paths.ledger.exists():
-            box.reconcile_if_free()
+        if box.paths.ledger.exists() or box.paths.outbox.exists():
+            box.reconcile_if_free(adopt=True)  # files put into outbox/new by hand are shown below
         waiting = box.count(statuses) if box.paths.ledger.exists() else 0
         interactive = _output.interactive()
         if waiting and not yes:
             _ask_to_flush(box, statuses, waiting, acct, full=full)
+        elif waiting:
+            _show_adopted(box, acct)
         report = _deliver(
             box,
             acct,
@@ -179,6 +181,19 @@ def outbox_flush(
     finally:
         box.close()
     _exit_for(report)
+
+
+def _show_adopted(box: Outbox, acct: Account) -> None:
+    """Letters that appeared in outbox/new without letterkit: shown before they go, even under --yes."""
+    from ..maildir import ADOPTED
+    from ._review import review
+
+    adopted = [row for row in box.iter_rows(("queued",)) if row.reply == ADOPTED]
+    if adopted:
+        _output.warn(
+            f"{len(adopted)} letter(s) found in the outbox folder, not queued by letterkit; they go now:"
+        )
+        review(box, adopted, acct)
 
 
 def _ask_to_flush(box: Outbox, statuses: Iterable[str], waiting: int, acct: Account, *, full: bool) -> None:
