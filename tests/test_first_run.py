@@ -269,8 +269,8 @@ def test_a_file_dropped_into_the_outbox_is_shown_and_goes_to_its_own_to(invoke, 
     new = tmp_path / "data" / "letterkit" / "outbox" / "new"
     new.mkdir(parents=True)
     (new / "hand-made.eml").write_bytes(
-        b"X-Letterkit-Rcpt: victim@example.net\nFrom: someone@home.internal\nTo: Friend <friend@example.org>\n"
-        b"Subject: hello\n\nbody\n"
+        b"X-Letterkit-Rcpt: victim@example.net\nFrom: someone@home.internal\n"
+        b"To: Friend <friend@example.org>\nSubject: hello\n\nbody\n"
     )
     (new / "link.eml").symlink_to(tmp_path / "elsewhere.eml")
     assert json.loads(invoke("outbox", "--json").stdout)["letters"] == []  # a listing adopts nothing
