@@ -11,7 +11,7 @@ the program.
 from __future__ import annotations
 
 import functools
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from . import clock
 from .errors import ContactError, InvalidValue
@@ -29,12 +29,43 @@ if TYPE_CHECKING:
 MAX_LINE = 998  # octets per line, CRLF excluded (RFC 5322 2.1.1, RFC 5321 4.5.3.1.6)
 
 
-def _policy() -> email.policy.EmailPolicy[EmailMessage]:
+_SHARED = frozenset(  # headers most letters of a batch have in common: folded once
+    ("from", "reply-to", "cc", "subject", "date", "content-language", "mime-version", "content-type",
+     "content-transfer-encoding")
+)  # fmt: skip
+
+
+@functools.cache
+def _policy(linesep: str = "\r\n") -> email.policy.EmailPolicy[EmailMessage]:
     """The policy messages are made and written with: ``policy.SMTP`` (CRLF line ends,
-    headers folded at 78 characters, non-ASCII headers RFC 2047-encoded, 7-bit headers)."""
+    headers folded at 78 characters, non-ASCII headers RFC 2047-encoded, 7-bit headers),
+    remembering how it folded the headers that most letters of a batch share (folding is
+    most of the cost of writing a message; the result for a name and value never changes)."""
     import email.policy
 
-    return email.policy.SMTP
+    class Policy(email.policy.EmailPolicy):
+        def fold_binary(self, name: str, value: str) -> bytes:
+            if name.lower() in _SHARED and hasattr(value, "name"):  # a parsed header object
+                return _fold_once(self, name, str(value), value)
+            return super().fold_binary(name, value)
+
+        def fold_uncached(self, name: str, value: str) -> bytes:
+            return super().fold_binary(name, value)
+
+    return cast("email.policy.EmailPolicy[EmailMessage]", Policy(linesep=linesep))
+
+
+_folded: dict[tuple[int, str, str], bytes] = {}
+
+
+def _fold_once(policy: Any, name: str, text: str, value: str) -> bytes:
+    key = (id(policy), name.lower(), text)
+    found = _folded.get(key)
+    if found is None:
+        if len(_folded) > 4096:  # bounded: a batch has a few distinct values, not thousands
+            _folded.clear()
+        found = _folded[key] = policy.fold_uncached(name, value)
+    return found
 
 
 def _transfer_encoding(body: bytes) -> str:
@@ -132,7 +163,7 @@ def encode_message(msg: EmailMessage, *, linesep: str = "\r\n") -> bytes:
     """``msg`` as bytes with ``linesep`` line ends (CRLF: ready for the wire), every header
     folded and encoded by the stdlib; raises :class:`InvalidValue` naming the header if a
     line would still be longer than 998 octets (a server would refuse it)."""
-    data = msg.as_bytes(policy=_policy().clone(linesep=linesep))
+    data = msg.as_bytes(policy=_policy(linesep))
     sep = linesep.encode("ascii")
     if any(len(line) > MAX_LINE for line in data.split(sep)):
         field = ""
