@@ -268,21 +268,49 @@ def _load_case(path: Path) -> dict[str, Any]:
         ) from None
     except tomllib.TOMLDecodeError as exc:
         raise CampaignError(f"{path}: invalid TOML: {exc}", hint="fix the syntax at that line") from None
+    except UnicodeDecodeError:
+        raise CampaignError(f"{path}: not a text file (TOML is UTF-8 text)") from None
     except OSError as exc:
         raise CampaignError(f"cannot read {path}: {exc.strerror}") from None
-    demands = data.get("demands", [])
-    if not isinstance(demands, list) or not all(isinstance(d, str) for d in demands):
-        raise CampaignError(f"{path}: 'demands' must be a list of strings")
+    _check_case(data, path, "")
     translations = data.get("translations", {})
     if not isinstance(translations, dict) or not all(isinstance(v, dict) for v in translations.values()):
         raise CampaignError(f"{path}: [translations.LANG] must be tables, e.g. [translations.ru]")
+    for lang, table in translations.items():
+        _check_case(table, path, f"translations.{lang}.")
+    return data
+
+
+_TEXT_KEYS = ("id", "title", "summary", "prison", "location", "authorities")
+_LIST_KEYS = ("prisoners", "events", "demands", "asks")
+
+
+def _check_case(data: dict[str, Any], path: Path, prefix: str) -> None:
+    """The known keys of campaign.toml have the types templates rely on (a string where a
+    list belongs would be read letter by letter; a number would be a traceback)."""
+    for key in _TEXT_KEYS:
+        if key in data and not isinstance(data[key], str):
+            raise CampaignError(f"{path}: {prefix}{key} = {data[key]!r} must be text (a string)")
+    for key in _LIST_KEYS:
+        value = data.get(key, [])
+        if not isinstance(value, list) or not all(isinstance(x, str) for x in value):
+            raise CampaignError(
+                f"{path}: {prefix}{key} = {value!r} must be a list of strings",
+                hint=f'e.g. {key} = ["first", "second"]',
+            )
+    if "require_note" in data and not isinstance(data["require_note"], bool):
+        raise CampaignError(f"{path}: {prefix}require_note = {data['require_note']!r} must be true or false")
+    if "date" in data and not isinstance(data["date"], str | dt.date):
+        raise CampaignError(f"{path}: {prefix}date = {data['date']!r} must be a date like 2010-09")
+    sources = data.get("sources", [])
+    if not isinstance(sources, list) or not all(isinstance(x, dict) for x in sources):
+        raise CampaignError(f"{path}: {prefix}sources must be [[sources]] tables")
     act = data.get("act_before")
     if act is not None and not isinstance(act, dt.date):
         try:
             dt.date.fromisoformat(str(act))
         except ValueError:
             raise CampaignError(f"{path}: act_before {act!r} is not a date like 2026-12-31") from None
-    return data
 
 
 def load_campaign(

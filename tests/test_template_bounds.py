@@ -97,3 +97,34 @@ def test_endless_files_are_read_no_further_than_a_limit(invoke, option):
     result = invoke("send", "protest", "--dry-run", option, "/dev/zero", *REAL_SIGNER)
     assert result.exit_code == 2, result.output
     assert "/dev/zero is longer than" in result.stderr or "cannot read" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "says"),
+    [
+        (
+            "prisoners = [",
+            'prisoners = "Luchkin"\nold_prisoners = [',
+            "prisoners = 'Luchkin' must be a list of strings",
+        ),
+        ("prisoners = [", "prisoners = 5\nold_prisoners = [", "prisoners = 5 must be a list"),
+        ("events = [", "events = 5\nold_events = [", "events = 5 must be a list"),
+        ("require_note = false", 'require_note = "no"', "require_note = 'no' must be true or false"),
+    ],
+)
+def test_campaign_values_have_the_types_templates_rely_on(invoke, campaign_copy, old, new, says):
+    case = campaign_copy / "templates" / "campaign.toml"
+    text = case.read_text(encoding="utf-8")
+    assert old in text
+    case.write_text(text.replace(old, new, 1), encoding="utf-8")
+    for command in (["check", str(campaign_copy)], ["--campaign", str(campaign_copy), "preview", "protest",
+                                                    *REAL_SIGNER]):  # fmt: skip
+        result = invoke(*command)
+        assert result.exit_code == 2, (command, result.output)
+        assert "campaign.toml" in result.stderr and says in result.stderr and "Traceback" not in result.output
+
+
+def test_a_binary_campaign_toml_is_a_one_line_error(invoke, campaign_copy):
+    (campaign_copy / "templates" / "campaign.toml").write_bytes(b"\xff\xfe\x00\x01binary")
+    result = invoke("check", str(campaign_copy))
+    assert result.exit_code == 2 and "not a text file" in result.stderr
