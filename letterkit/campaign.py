@@ -272,13 +272,32 @@ def _load_case(path: Path) -> dict[str, Any]:
         raise CampaignError(f"{path}: not a text file (TOML is UTF-8 text)") from None
     except OSError as exc:
         raise CampaignError(f"cannot read {path}: {exc.strerror}") from None
-    _check_case(data, path, "")
     translations = data.get("translations", {})
     if not isinstance(translations, dict) or not all(isinstance(v, dict) for v in translations.values()):
         raise CampaignError(f"{path}: [translations.LANG] must be tables, e.g. [translations.ru]")
-    for lang, table in translations.items():
-        _check_case(table, path, f"translations.{lang}.")
+    try:
+        _check_case(data, path, "")
+        for lang, table in translations.items():
+            _check_case(table, path, f"translations.{lang}.")
+    except CampaignError as exc:
+        raise _with_line(exc, path) from None
     return data
+
+
+def _with_line(exc: CampaignError, path: Path) -> CampaignError:
+    """The error with the line of campaign.toml it names (tomllib gives no positions)."""
+    from .fileutil import toml_line
+
+    found = re.match(rf"{re.escape(str(path))}: (translations\.[\w-]+\.)?(\w+)", exc.message)
+    if not found:
+        return exc
+    try:
+        line = toml_line(path.read_text(encoding="utf-8"), (found.group(1) or "").rstrip("."), found.group(2))
+    except (OSError, UnicodeDecodeError):
+        return exc
+    if line is None:
+        return exc
+    return CampaignError(exc.message.replace(str(path), f"{path}:{line}", 1), hint=exc.hint)
 
 
 _TEXT_KEYS = ("id", "title", "summary", "prison", "location", "authorities")

@@ -220,7 +220,33 @@ def load_config(path: Path | None = None) -> Config:
         ) from None
     except OSError as exc:
         raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
-    return config_from_dict(raw, path)
+    try:
+        return config_from_dict(raw, path)
+    except ConfigError as exc:
+        raise _with_line(exc, path) from None
+
+
+def _with_line(exc: ConfigError, path: Path) -> ConfigError:
+    """The error with the line of config.toml it is about, when it names a key there."""
+    import re
+
+    from .fileutil import toml_line
+
+    found = re.match(rf"{re.escape(str(path))}(?: \[([^\]]+)\])?: \[?([a-z_]+)\]?", exc.message)
+    if not found:
+        return exc
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return exc
+    table, key = found.group(1) or "", found.group(2)
+    line = toml_line(text, table, key) or (toml_line(text, key, "") if not table else None)
+    if line is None and not table:
+        line = toml_line(text, "", key)
+    if line is None:
+        return exc
+    message = exc.message.replace(str(path), f"{path}:{line}", 1)
+    return ConfigError(message, hint=exc.hint)
 
 
 def _table(raw: dict[str, Any], key: str, where: str) -> dict[str, Any]:

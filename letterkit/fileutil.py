@@ -129,3 +129,23 @@ def read_text_limited(path: str | os.PathLike[str], limit: int, what: str, *, en
     if len(text) > limit:
         raise InvalidValue(f"{what} {path} is longer than {limit:,} characters", hint="is it the right file?")
     return text
+
+
+def toml_line(text: str, table: str, key: str) -> int | None:
+    """The line (1-based) where ``key`` is set in ``[table]`` ("" for the top level) of a TOML
+    text, or None: for error messages that point at the line (tomllib gives no positions)."""
+    import re
+
+    current = ""
+    header = re.compile(r"\s*\[{1,2}\s*([^\]]+?)\s*\]{1,2}\s*(?:#.*)?")
+    assignment = re.compile(rf"\s*(?:\"{re.escape(key)}\"|{re.escape(key)})\s*=")
+    for number, line in enumerate(text.splitlines(), 1):
+        if found := header.fullmatch(line):
+            current = found.group(1).replace('"', "").replace(" ", "")
+        elif current == table and assignment.match(line):
+            return number
+    if table:  # a key given as a dotted table value, or the table itself: point at its header
+        for number, line in enumerate(text.splitlines(), 1):
+            if (found := header.fullmatch(line)) and found.group(1).replace(" ", "") == table:
+                return number
+    return None

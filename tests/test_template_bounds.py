@@ -128,3 +128,12 @@ def test_a_binary_campaign_toml_is_a_one_line_error(invoke, campaign_copy):
     (campaign_copy / "templates" / "campaign.toml").write_bytes(b"\xff\xfe\x00\x01binary")
     result = invoke("check", str(campaign_copy))
     assert result.exit_code == 2 and "not a text file" in result.stderr
+
+
+def test_a_campaign_error_names_the_line(invoke, campaign_copy):
+    case = campaign_copy / "templates" / "campaign.toml"
+    text = case.read_text(encoding="utf-8")
+    line = text.splitlines().index("require_note = false") + 1
+    case.write_text(text.replace("require_note = false", 'require_note = "no"', 1), encoding="utf-8")
+    result = invoke("check", str(campaign_copy))
+    assert f"campaign.toml:{line}: require_note" in result.stderr
