@@ -270,7 +270,11 @@ class Ledger:
                 if durable:
                     conn.execute("PRAGMA synchronous=NORMAL")
         except sqlite3.Error as exc:
-            raise OutboxError(f"cannot write the ledger {self.path}: {exc}") from None
+            raise OutboxError(
+                f"cannot write the ledger {self.path}: {exc}",
+                hint="is the disk full? Nothing is lost: letters already sent have their copy in sent/ "
+                "and the next letterkit command records them; the others stay queued",
+            ) from None
 
     def commit_and_continue(self) -> None:
         """Inside :meth:`transaction`: commit what is written so far and go on in a new one."""
