@@ -101,7 +101,7 @@ def _mailboxes(name: str, pairs: Sequence[tuple[str, str]], what: str) -> Any:
         raise InvalidValue(f"{what} is not a valid e-mail address: {pairs[0][1]!r}") from None
 
 
-@functools.lru_cache(maxsize=1024)
+@functools.lru_cache(maxsize=64)  # a batch shares a few values; each To is new (parse trees are big)
 def _header(name: str, value: str | tuple[tuple[str, str], ...]) -> Any:
     """A header object (immutable) made by the policy's header factory, once per distinct
     value: From, Reply-To, Date, Subject and Content-Language are the same for every letter
