@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from .config import DEFAULT_PORTS, Account, parse_rate
 from .errors import ConfigError, InvalidValue
+from .presets import ADD_ACCOUNT_HINT, PRESETS
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator
@@ -37,25 +38,6 @@ if TYPE_CHECKING:
     from .letters import Letter
     from .outbox import Outbox, QueueResult, Skipped
     from .transport import SmtpTransport, Transport
-
-PRESETS: dict[str, dict[str, Any]] = {
-    "gmail": {"host": "smtp.gmail.com", "port": 587, "security": "starttls",
-              "note": "Gmail needs an app password (Google account → Security → App passwords)"},
-    "outlook": {"host": "smtp-mail.outlook.com", "port": 587, "security": "starttls"},
-    "yahoo": {"host": "smtp.mail.yahoo.com", "port": 465, "security": "tls",
-              "note": "Yahoo needs an app password"},
-    "fastmail": {"host": "smtp.fastmail.com", "port": 465, "security": "tls",
-                 "note": "Fastmail needs an app password"},
-    "posteo": {"host": "posteo.de", "port": 587, "security": "starttls"},
-    "mailbox.org": {"host": "smtp.mailbox.org", "port": 465, "security": "tls"},
-    "riseup": {"host": "mail.riseup.net", "port": 587, "security": "starttls"},
-    "disroot": {"host": "disroot.org", "port": 587, "security": "starttls"},
-}  # fmt: skip
-
-ADD_ACCOUNT_HINT = (
-    "letterkit account add NAME --host smtp.example.org --username you@example.org --from you@example.org"
-)
-
 
 # --- rules ----------------------------------------------------------------------------------
 

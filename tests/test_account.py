@@ -22,7 +22,7 @@ from smtp_server import (  # noqa: F401
     write_campaign,
 )
 
-from letterkit.service import PRESETS
+from letterkit.presets import PRESETS
 
 
 def config_file(tmp_path: Path) -> Path:

@@ -57,10 +57,6 @@ if TYPE_CHECKING:
 SUMMARY_ROWS = 50  # longest table printed for people; longer batches list only problems
 
 
-ADD_ACCOUNT_HINT = (  # no password source here: account add names the ones this machine has
-    "letterkit account add NAME --host smtp.example.org --username you@example.org --from you@example.org"
-)
-
 _PATHS_HELP = (
     "Files live in your data folder ($XDG_DATA_HOME/letterkit, on Linux usually "
     "~/.local/share/letterkit; 'letterkit outbox --json' prints the exact paths): outbox/ and "

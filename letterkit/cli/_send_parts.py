@@ -1,5 +1,4 @@
 """The pieces of ``letterkit send`` for people: skipped letters, stale data, the editor, letters
-from ._report import SUMMARY_ROWS, _esc
 that need your hand, the queued list.
 """
 

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from ..service import PRESETS
+from ..presets import ADD_ACCOUNT_HINT, PRESETS
 from . import _output
 from ._app import app
 from ._common import (
@@ -16,7 +16,7 @@ from ._common import (
     LetterkitTyper,
     examples,
 )
-from ._report import ADD_ACCOUNT_HINT, _esc, _outbox
+from ._report import _esc, _outbox
 
 # --- account ------------------------------------------------------------------------------------
 

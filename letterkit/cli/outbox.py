@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from ..config import parse_rate
+from ..presets import ADD_ACCOUNT_HINT
 from . import _output
 from ._app import app
 from ._common import (
@@ -18,7 +18,6 @@ from ._common import (
 )
 from ._report import (
     _PATHS_HELP,
-    ADD_ACCOUNT_HINT,
     SUMMARY_ROWS,
     AccountOpt,
     RateOpt,
@@ -151,6 +150,7 @@ def outbox_flush(
     Before asking, each letter is shown as it will leave: signer, From, Reply-To,
     subject and its first lines (--full: the whole letter).
     """
+    from ..config import parse_rate
     from ..errors import ConfigError
     from ..outbox import IN_OUTBOX
 

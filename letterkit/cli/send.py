@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from ..presets import ADD_ACCOUNT_HINT
 from . import _common, _output
 from ._app import app
 from ._common import (
@@ -30,7 +31,6 @@ from ._common import (
 )
 from ._report import (
     _PATHS_HELP,
-    ADD_ACCOUNT_HINT,
     AccountOpt,
     RateOpt,
     YesOpt,
