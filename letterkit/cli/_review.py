@@ -19,19 +19,6 @@ if TYPE_CHECKING:
 BODY_LINES = 6  # lines of the body shown per letter (all of them with --full)
 
 
-def _sender(row: Row, head: dict[str, str], account: Account) -> tuple[str, str]:
-    """(From, Reply-To) as the letter will leave through ``account``."""
-    import email.utils
-
-    if row.account == account.name and head.get("from"):
-        return head["from"], head.get("reply-to", "")
-    name, _, signer_email = row.signer.partition(" <")
-    signer_email = signer_email.rstrip(">")
-    sender = email.utils.formataddr((name, account.from_addr))
-    reply_to = signer_email if signer_email and signer_email.lower() != account.from_addr.lower() else ""
-    return sender, email.utils.formataddr((name, reply_to)) if reply_to else ""
-
-
 def review(box: Outbox, rows: Iterable[Row], account: Account, *, full: bool = False) -> None:
     """Print each letter's signer, From, Reply-To, subject and first lines (stderr)."""
     import email
@@ -39,15 +26,18 @@ def review(box: Outbox, rows: Iterable[Row], account: Account, *, full: bool = F
 
     from rich.text import Text
 
+    from ..delivery import as_it_leaves
+
     console = _output.err()
     for row in rows:
         data = box.stored_message(row)
         if data is None:
             console.print(Text(f"#{row.id} → {row.recipient}: its message is missing", style="red"))
             continue
-        msg = email.message_from_bytes(data, policy=email.policy.default)
+        # as delivery will send it: From for this account, Reply-To the signer, Date now
+        msg = email.message_from_bytes(as_it_leaves(data, row, account), policy=email.policy.default)
         head = {k.lower(): str(v) for k, v in msg.items()}
-        sender, reply_to = _sender(row, head, account)
+        sender, reply_to = head.get("from", ""), head.get("reply-to", "")
         try:
             body = msg.get_content() if not msg.is_multipart() else ""
         except (LookupError, ValueError):
