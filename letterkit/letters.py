@@ -17,6 +17,7 @@ from . import clock
 from .config import Signer
 from .contacts import iter_select, matches, select
 from .errors import ContactError, LetterkitError, TemplateError
+from .memo import PRIMARY, ReadList, ReadRecorder, memo_values
 from .validation import check_header_value, normalise_newlines
 
 if TYPE_CHECKING:
@@ -150,21 +151,21 @@ class Renderer:
         entry = self._memo.get(key)
         if entry is not None:
             fields, outputs = entry
-            values = _memo_values(recipient, primary, fields)
+            values = memo_values(recipient, primary, fields)
             if values in outputs:
                 outputs.move_to_end(values)
                 return outputs[values]
-        view = _ReadRecorder(recipient)
-        tracked = _ReadList(primary) if isinstance(primary, list) else None
+        view = ReadRecorder(recipient)
+        tracked = ReadList(primary) if isinstance(primary, list) else None
         seen_primary = primary if tracked is None else tracked
         text = sandbox_render(template, {**context, "recipient": view, "primary": seen_primary})
-        read = view.read | ({_PRIMARY} if tracked is not None and tracked.seen else set())
+        read = view.read | ({PRIMARY} if tracked is not None and tracked.seen else set())
         fields = tuple(sorted(read | (set(entry[0]) if entry else set())))
         if entry is None or fields != entry[0]:
             entry = (fields, OrderedDict())
             self._memo[key] = entry
         outputs = entry[1]
-        outputs[_memo_values(recipient, primary, fields)] = text
+        outputs[memo_values(recipient, primary, fields)] = text
         if len(outputs) > self._MEMO_SIZE:
             outputs.popitem(last=False)  # bounded: personalised letters never pile up in memory
         return text
@@ -223,15 +224,6 @@ class Renderer:
         return subject, normalise_newlines(parts[1])
 
 
-_MISSING = object()
-_PRIMARY = "\x00primary"  # in a memo's field list: the template read ``primary`` (no field has this name)
-
-
-def _memo_values(recipient: dict[str, Any], primary: Any, fields: tuple[str, ...]) -> tuple[Hashable, ...]:
-    """The values a memoised result depends on: the recipient fields read, and ``primary``."""
-    return tuple(_freeze(primary) if f == _PRIMARY else _freeze(recipient.get(f, _MISSING)) for f in fields)
-
-
 @functools.cache
 def _not_given() -> type:
     """A signer detail not given on the command line: false in ``{% if %}`` and ``select``
@@ -266,148 +258,6 @@ def signer_view_of(signer: Signer) -> dict[str, Any]:
                     name=f"signer.{name}",
                 )
     return view
-
-
-def _freeze(value: Any) -> Hashable:
-    if isinstance(value, list | tuple):
-        return tuple(_freeze(v) for v in value)
-    if isinstance(value, dict):
-        return tuple(sorted((k, _freeze(v)) for k, v in value.items()))
-    return value  # type: ignore[no-any-return]
-
-
-class _ReadRecorder(dict[str, Any]):
-    """A recipient view that notes which fields a template reads.
-
-    A template that reads the whole mapping (iterates it, prints it, calls
-    ``items()``) is recorded as reading every field.
-    """
-
-    def __init__(self, data: dict[str, Any]) -> None:
-        super().__init__(data)
-        self.read: set[str] = set()
-
-    def _all(self) -> None:
-        self.read.update(super().keys())
-
-    def __getitem__(self, key: str) -> Any:
-        self.read.add(key)
-        return super().__getitem__(key)
-
-    def get(self, key: str, default: Any = None) -> Any:
-        self.read.add(key)
-        return super().get(key, default)
-
-    def __contains__(self, key: object) -> bool:
-        if isinstance(key, str):
-            self.read.add(key)
-        return super().__contains__(key)
-
-    def __iter__(self) -> Iterator[str]:
-        self._all()
-        return super().__iter__()
-
-    def __len__(self) -> int:
-        self._all()
-        return super().__len__()
-
-    def keys(self) -> Any:
-        self._all()
-        return super().keys()
-
-    def values(self) -> Any:
-        self._all()
-        return super().values()
-
-    def items(self) -> Any:
-        self._all()
-        return super().items()
-
-    def __repr__(self) -> str:
-        self._all()
-        return super().__repr__()
-
-    __str__ = __repr__
-
-
-class _ReadList(list[Any]):
-    """A list that notes whether a template looked at it at all (its items, its length,
-    its truth, any method); ``seen`` itself is the only attribute that does not count."""
-
-    def __init__(self, items: Iterable[Any]) -> None:
-        super().__init__(items)
-        self.seen = False
-
-    def __getattribute__(self, name: str) -> Any:
-        if name != "seen":
-            object.__setattr__(self, "seen", True)
-        return super().__getattribute__(name)
-
-    def _saw(self) -> None:
-        object.__setattr__(self, "seen", True)
-
-    def __iter__(self) -> Iterator[Any]:
-        self._saw()
-        return super().__iter__()
-
-    def __reversed__(self) -> Iterator[Any]:
-        self._saw()
-        return super().__reversed__()
-
-    def __len__(self) -> int:
-        self._saw()
-        return super().__len__()
-
-    def __getitem__(self, index: Any) -> Any:
-        self._saw()
-        return super().__getitem__(index)
-
-    def __contains__(self, item: object) -> bool:
-        self._saw()
-        return super().__contains__(item)
-
-    def __eq__(self, other: object) -> bool:
-        self._saw()
-        return super().__eq__(other)
-
-    def __ne__(self, other: object) -> bool:
-        self._saw()
-        return super().__ne__(other)
-
-    def __lt__(self, other: list[Any]) -> bool:
-        self._saw()
-        return super().__lt__(other)
-
-    def __le__(self, other: list[Any]) -> bool:
-        self._saw()
-        return super().__le__(other)
-
-    def __gt__(self, other: list[Any]) -> bool:
-        self._saw()
-        return super().__gt__(other)
-
-    def __ge__(self, other: list[Any]) -> bool:
-        self._saw()
-        return super().__ge__(other)
-
-    def __add__(self, other: Any) -> Any:
-        self._saw()
-        return list(self) + list(other)
-
-    def __radd__(self, other: Any) -> Any:
-        self._saw()
-        return list(other) + list(self)
-
-    def __mul__(self, n: Any) -> Any:
-        self._saw()
-        return list(self) * n
-
-    __rmul__ = __mul__
-    __hash__ = None
-
-    def __repr__(self) -> str:
-        self._saw()
-        return super().__repr__()
 
 
 def _cached_wordwrap(env: jinja2.Environment) -> Any:
