@@ -203,7 +203,7 @@ def encode_message(msg: EmailMessage, *, linesep: str = "\r\n") -> bytes:
     line would still be longer than 998 octets (a server would refuse it)."""
     data = msg.as_bytes(policy=_policy(linesep))
     sep = linesep.encode("ascii")
-    if any(len(line) > MAX_LINE for line in data.split(sep)):
+    if max(map(len, data.split(sep))) > MAX_LINE:
         field = ""
         for line in data.split(sep):
             if line[:1] not in (b" ", b"\t"):
