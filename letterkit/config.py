@@ -28,6 +28,8 @@ APP = "letterkit"
 SECURITY_MODES = ("starttls", "tls", "none")
 DEFAULT_PORTS = {"starttls": 587, "tls": 465, "none": 25}
 DEFAULT_RATE = 20  # letters per minute: cautious enough for any personal account
+AUTH_KEYS = ("token_command", "oauth_provider", "oauth_client_id", "oauth_authority", "oauth_auth_uri",
+             "oauth_token_uri")  # fmt: skip
 
 
 def config_dir() -> Path:
@@ -119,6 +121,13 @@ class Account:
     ca_file: str = ""
     password_command: str = ""
     timeout: float = 30.0
+    auth: str = "password"  # or "oauth2": see letterkit.oauth
+    token_command: str = ""  # oauth2: a program printing an access token
+    oauth_provider: str = ""  # oauth2 sign-in: "microsoft" or "google"
+    oauth_client_id: str = ""  # the user's own registered app
+    oauth_authority: str = ""  # Microsoft: default https://login.microsoftonline.com/common
+    oauth_auth_uri: str = ""  # Google: default https://accounts.google.com/o/oauth2/auth
+    oauth_token_uri: str = ""  # Google: default https://oauth2.googleapis.com/token
 
     def validated(self) -> Account:
         check_slug(self.name, "account name")
@@ -143,7 +152,9 @@ class Account:
         check_address(self.from_addr, f"account {self.name!r} From address")
         if self.ca_file and not Path(self.ca_file).is_file():
             raise ConfigError(f"account {self.name!r}: CA file {self.ca_file} does not exist")
-        return self
+        from .oauth import check_account
+
+        return check_account(self)
 
     def as_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -159,6 +170,11 @@ class Account:
             data["password_command"] = self.password_command
         if self.timeout != 30.0:
             data["timeout"] = self.timeout
+        if self.auth != "password":
+            data["auth"] = self.auth
+        for key in AUTH_KEYS:
+            if getattr(self, key):
+                data[key] = getattr(self, key)
         return data
 
 
@@ -285,7 +301,17 @@ def _account(name: str, table: Any, where: str) -> Account:
         ca_file=_str(table, "ca_file", where),
         password_command=_str(table, "password_command", where),
         timeout=_number(table, "timeout", 30.0, where, low=1, high=600),
+        **_auth_fields(table, where),
     )
+
+
+def _auth_fields(table: dict[str, Any], where: str) -> dict[str, str]:
+    """The sign-in keys (see :mod:`letterkit.oauth`); an unknown ``auth`` is an error, never a
+    silent fallback to a password."""
+    auth = _str(table, "auth", where) or "password"
+    if auth not in ("password", "oauth2"):
+        raise ConfigError(f"{where}: auth = {auth!r} is not one of password, oauth2")
+    return {"auth": auth, **{key: _str(table, key, where) for key in AUTH_KEYS}}
 
 
 def config_from_dict(raw: dict[str, Any], path: Path) -> Config:
