@@ -125,13 +125,17 @@ def oauthbearer_response(user: str, token: str, host: str = "", port: int = 0) -
     return f"n,a={authzid},\x01{where}auth=Bearer {token}\x01\x01"
 
 
-def sasl_response(mechanism: str, user: str, token: str, host: str = "", port: int = 0) -> bytes:
-    """The base64 initial response of ``mechanism`` (OAUTHBEARER or XOAUTH2), for SMTP and IMAP."""
+def sasl_text(mechanism: str, user: str, token: str, host: str = "", port: int = 0) -> str:
+    """The initial response of ``mechanism`` (OAUTHBEARER or XOAUTH2), before base64: what
+    smtplib's ``SMTP.auth`` and imaplib's ``IMAP4.authenticate`` objects return."""
     if mechanism.upper() == "OAUTHBEARER":
-        text = oauthbearer_response(user, token, host, port)
-    else:
-        text = xoauth2_response(user, token)
-    return base64.b64encode(text.encode("utf-8"))
+        return oauthbearer_response(user, token, host, port)
+    return xoauth2_response(user, token)
+
+
+def sasl_response(mechanism: str, user: str, token: str, host: str = "", port: int = 0) -> bytes:
+    """The initial response of ``mechanism`` in base64, as it goes on the wire."""
+    return base64.b64encode(sasl_text(mechanism, user, token, host, port).encode("utf-8"))
 
 
 def choose_mechanism(offered: str) -> str:
@@ -155,15 +159,15 @@ class SaslClient:
 
     def __init__(self, mechanism: str, user: str, token: str, host: str = "", port: int = 0) -> None:
         self.mechanism = mechanism
-        self._initial = sasl_response(mechanism, user, token, host, port)
+        self._initial = sasl_text(mechanism, user, token, host, port)
         self.error: dict[str, Any] = {}
 
     def __repr__(self) -> str:
         return f"<SaslClient {self.mechanism}>"
 
     def __call__(self, challenge: bytes | None = None) -> str:
-        if challenge is None:  # smtplib base64-encodes what we return: give it the decoded text
-            return base64.b64decode(self._initial).decode("ascii")
+        if challenge is None:  # smtplib base64-encodes what we return
+            return self._initial
         self.error = error_challenge(challenge)
         return "\x01" if self.mechanism == "OAUTHBEARER" else ""  # RFC 7628 3.2.3; Google: empty
 

@@ -423,7 +423,7 @@ def add_account(
     if password is not None:
         stored = "in the OS keyring"
     elif account.auth == "oauth2":
-        stored = f"none: OAuth2, {token_status(account)}"
+        stored = f"not needed: OAuth2 ({token_status(account)})"
     elif not account.username:
         stored = "not needed (no login)"
     elif account.password_command:

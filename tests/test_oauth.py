@@ -58,11 +58,11 @@ def campaign(tmp_path, monkeypatch):
     monkeypatch.setenv("LETTERKIT_CAMPAIGN", str(write_campaign(tmp_path / "camp", hand=False)))
 
 
-def add_outlook(invoke, server, endpoint, name="outlook"):
+def add_outlook(invoke, server, endpoint, name="outlook", *, client_id=True):
     added = invoke(
         "account", "add", name, "--preset", "outlook", "--host", server.host, "--port", str(server.port),
-        "--username", USERNAME, "--ca-file", str(server.ca_file), "--client-id", CLIENT_ID,
-        "--oauth-authority", endpoint.authority,
+        "--username", USERNAME, "--ca-file", str(server.ca_file), "--oauth-authority", endpoint.authority,
+        *(["--client-id", CLIENT_ID] if client_id else []),
     )  # fmt: skip
     assert added.exit_code == 0, added.output
     return added
@@ -275,7 +275,15 @@ def test_not_signed_in_and_no_client_id_say_what_to_run(invoke, oauth_smtp, endp
 
 def test_remove_takes_the_refresh_token_out_of_the_keyring(invoke, oauth_smtp, endpoint, tmp_path):
     server = oauth_smtp("microsoft")
-    add_outlook(invoke, server, endpoint)
+    added = add_outlook(invoke, server, endpoint, client_id=False)
+    assert "password not needed: OAuth2 (not signed in: letterkit account login outlook)" in added.stderr
+    assert invoke("account", "login", "outlook").exit_code == 2  # no client id yet
+    assert (
+        invoke("account", "login", "outlook", "--client-id", CLIENT_ID).exit_code == 0
+    )  # kept for next time
+    assert (
+        f'oauth_client_id = "{CLIENT_ID}"' in (tmp_path / "config" / "letterkit" / "config.toml").read_text()
+    )
     assert invoke("account", "login", "outlook").exit_code == 0
     removed = invoke("account", "remove", "outlook")
     assert removed.exit_code == 0 and "keyring" in removed.stderr
@@ -388,3 +396,14 @@ def test_google_sign_in_refused_in_the_browser_is_one_line(invoke, oauth_smtp, e
         login_account(load_config(), "gmail", client_secret=CLIENT_SECRET, show=print,
                       open_url=browser_for(endpoint, deny=True))  # fmt: skip
     assert not oauth.signed_in(load_config().accounts["gmail"])
+
+
+def test_sign_in_service_down_is_exit_1_and_the_letters_wait(invoke, oauth_smtp, endpoint, campaign):
+    server = oauth_smtp("microsoft")
+    add_outlook(invoke, server, endpoint)
+    assert invoke("account", "login", "outlook").exit_code == 0
+    endpoint.server.shutdown()
+    endpoint.server.server_close()  # nothing listens there any more
+    sent = invoke("send", "protest", "--yes", "--rate", "0", *REAL_SIGNER)
+    assert sent.exit_code == 1, sent.output
+    assert "cannot reach" in sent.stderr and "letters stay queued" in sent.stderr and server.count() == 0
