@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from conftest import REAL_SIGNER
 from oauth_servers import (
+    BROWSER_SCRIPT,
     CLIENT_ID,
     CLIENT_SECRET,
     DEVICE_MESSAGE,
@@ -217,6 +218,27 @@ def test_google_sign_in_with_pkce_and_a_token_the_server_calls_expired(
     secrets = [*endpoint.issued, *endpoint.refresh_tokens]
     assert files_holding(tmp_path, secrets, besides=tmp_path / "keyring.json") == []
     assert not any(s in sent.stdout + sent.stderr for s in secrets)
+
+
+def test_google_login_from_the_command_line_through_the_browser(
+    invoke, oauth_smtp, endpoint, tmp_path, monkeypatch
+):
+    import webbrowser
+
+    browser = tmp_path / "browser.py"
+    browser.write_text(BROWSER_SCRIPT)
+    monkeypatch.setenv("BROWSER", f"{sys.executable} {browser} %s")  # the stdlib's way to pick a browser
+    monkeypatch.setattr(webbrowser, "_tryorder", None, raising=False)
+    monkeypatch.setattr(webbrowser, "_browsers", {}, raising=False)
+    add_gmail(invoke, oauth_smtp("google"), endpoint)
+    login = invoke("account", "login", "gmail", "--client-secret-stdin", input=CLIENT_SECRET + "\n")
+    assert login.exit_code == 0, login.output
+    assert f"Sign in at: {endpoint.url}/auth?" in login.stderr and "token from Google sign-in" in login.stderr
+    assert endpoint.grants("authorization_code") == 1 and login.stdout == ""
+    entries = keyring_entries(tmp_path)
+    assert entries["letterkit\0gmail/oauth2-client-secret"] == CLIENT_SECRET
+    assert entries["letterkit\0gmail/oauth2-refresh-token"] in endpoint.refresh_tokens
+    assert not any(t in login.output for t in endpoint.issued)
 
 
 def test_xoauth2_error_challenge_then_refused_twice_names_the_fix(invoke, oauth_smtp, endpoint, tmp_path):
