@@ -149,6 +149,17 @@ def copies_pending(ledger: Ledger) -> int:
     return int(found[0][0]) if found else 0
 
 
+def copies_note(ledger: Ledger) -> str:
+    """For people after a delivery: copies to Sent that wait for a retry, and why ("" if none)."""
+    found = ledger.select("SELECT note FROM sent_copies WHERE state != 'done' ORDER BY at DESC, id DESC")
+    if not found:
+        return ""
+    return (
+        f"{len(found)} letter(s) sent but not copied to Sent yet ({found[0][0]}); "
+        "retried by the next 'letterkit outbox flush' or 'letterkit mailbox sync'"
+    )
+
+
 # --- copy to Sent -------------------------------------------------------------------------------
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import imaplib
+import tempfile
 import threading
 from argparse import Namespace
 from collections.abc import Callable, Iterator, Sequence
@@ -108,7 +109,7 @@ class ImapServer:
     def append(self, folder: str, message: bytes, flags: str = "") -> None:
         """Put ``message`` into ``folder`` (as a mail server delivering it would)."""
         with self.client() as imap:
-            typ, data = imap.append(folder, flags or None, None, message)
+            typ, data = imap.append(_quote(folder), flags or None, None, message)
             assert typ == "OK", data
 
     def messages(self, folder: str) -> list[tuple[bytes, bytes]]:
@@ -132,7 +133,9 @@ class ImapServer:
 
 
 def _quote(name: str) -> str:
-    return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    from letterkit.imap import encode_name, quote
+
+    return quote(encode_name(name))
 
 
 def start_imap(
@@ -195,8 +198,16 @@ def make_imap_server(test_ca: tuple[Any, Path, Any]) -> Iterator[Callable[..., I
     """Factory: make_imap_server(tls=True, special_use=..., folders=...) -> a running ImapServer."""
     started: list[ImapServer] = []
 
-    def make(*, tls: bool = True, **options: Any) -> ImapServer:
-        server = start_imap(test_ca if tls else None, **options)
+    def make(*, tls: bool = True, untrusted: bool = False, **options: Any) -> ImapServer:
+        ca = test_ca
+        if untrusted:  # a certificate from a CA nobody trusts
+            import trustme
+
+            other = trustme.CA()
+            pem = Path(tempfile.mkdtemp()) / "other-ca.pem"  # for the test's own client only
+            other.cert_pem.write_to_path(str(pem))
+            ca = (other, pem, other.issue_cert("localhost", "127.0.0.1"))
+        server = start_imap(ca if tls else None, **options)
         started.append(server)
         return server
 

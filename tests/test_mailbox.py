@@ -42,7 +42,7 @@ def add_account(invoke, smtp, imap: ImapServer | None, *extra: str):  # type: ig
 
 
 def ledger(tmp_path: Path) -> sqlite3.Connection:
-    return sqlite3.connect(tmp_path / "data" / "letterkit" / "ledger.sqlite3")
+    return sqlite3.connect(tmp_path / "data" / "letterkit" / "ledger.sqlite3", timeout=10)
 
 
 def sent_messages(tmp_path: Path) -> list[tuple[int, str, str, str]]:
@@ -139,3 +139,246 @@ def test_send_copies_to_sent_and_sync_classifies_every_kind(
 
     again = invoke("mailbox", "sync", "--json")
     assert json.loads(again.stdout)["responses"] == []  # nothing new, nothing counted twice
+
+
+def test_copy_lands_in_a_localized_sent_folder(invoke, campaign, smtp_server, make_imap_server, tmp_path):
+    imap = make_imap_server(special_use=None, folders=("Archiv", "Отправленные"))
+    add_account(invoke, smtp_server, imap)
+    assert invoke(*SEND).exit_code == 0
+    assert len(imap.messages("Отправленные")) == 3  # found by its usual name (modified UTF-7 on the wire)
+    assert imap.messages("Archiv") == []
+
+
+def test_sent_folder_override_and_provider_copies(invoke, campaign, smtp_server, make_imap_server, tmp_path):
+    imap = make_imap_server(folders=("Gesendet",))
+    add_account(invoke, smtp_server, imap, "--sent-folder", "Gesendet")
+    assert invoke(*SEND).exit_code == 0
+    assert len(imap.messages("Gesendet")) == 3 and imap.messages("Sent Mail") == []
+    # a provider that files copies itself (the preset's save_sent = false, here said by hand): none
+    add_account(invoke, smtp_server, imap, "--no-save-sent", "--replace")
+    assert invoke(*SEND, "--resend").exit_code == 0
+    assert len(imap.messages("Gesendet")) == 3
+
+
+def test_gmail_preset_files_no_copy_of_its_own():
+    from letterkit.service import AccountOptions, account_from_options
+
+    acct, _note = account_from_options(AccountOptions(name="g", preset="gmail", username="me@gmail.com"))
+    assert (acct.imap_host, acct.imap_port, acct.imap_security, acct.save_sent) == (
+        "imap.gmail.com", 993, "tls", False)  # fmt: skip
+    acct, _note = account_from_options(
+        AccountOptions(name="g", preset="posteo", username="me@posteo.de", imap={"save_sent": None})
+    )
+    assert acct.imap_host == "posteo.de" and acct.save_sent
+
+
+def test_missing_sent_folder_fails_no_letter_and_is_retried(
+    invoke, campaign, smtp_server, make_imap_server, tmp_path
+):
+    imap = make_imap_server(special_use=None, folders=("Archive",))
+    add_account(invoke, smtp_server, imap)
+    result = invoke(*SEND)
+    assert result.exit_code == 0, result.output  # the letters went: the copy is not the letter
+    assert smtp_server.count() == 3
+    assert "no Sent folder" in result.stderr and "mailbox sync" in result.stderr
+    with ledger(tmp_path) as db:
+        assert db.execute("SELECT COUNT(*) FROM sent_copies WHERE state = 'failed'").fetchone() == (3,)
+    with imap.client() as c:
+        assert c.create('"Sent"')[0] == "OK"
+    synced = invoke("mailbox", "sync", "--json")
+    assert synced.exit_code == 0, synced.output
+    assert json.loads(synced.stdout)["sent_copies"]["copied"] == 3
+    assert len(imap.messages("Sent")) == 3
+    assert smtp_server.count() == 3  # nothing was sent again
+
+
+@pytest.mark.slow
+def test_kill_9_between_smtp_and_append_then_sync_appends_once(
+    invoke, campaign, smtp_server, imap_server, tmp_path
+):
+    # an IMAP "server" that accepts the connection and never answers: the send hangs right
+    # after SMTP, before any APPEND, where it is killed
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen()
+    add_account(invoke, smtp_server, imap_server)
+    config = tmp_path / "config" / "letterkit" / "config.toml"
+    real = config.read_text()
+    config.write_text(
+        real.replace(f"imap_port = {imap_server.port}", f"imap_port = {silent.getsockname()[1]}")
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "letterkit", *SEND],
+        env=dict(os.environ), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    deadline = time.monotonic() + 30
+    path = tmp_path / "data" / "letterkit" / "ledger.sqlite3"
+    while True:
+        if path.exists():
+            with sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True, timeout=10) as db:
+                try:
+                    if db.execute("SELECT COUNT(*) FROM letters WHERE status = 'sent'").fetchone()[0] == 3:
+                        break
+                except sqlite3.OperationalError:  # not created yet
+                    pass
+        assert proc.poll() is None and time.monotonic() < deadline
+        time.sleep(0.05)
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(10)
+    silent.close()
+    assert smtp_server.count() == 3 and imap_server.messages("Sent Mail") == []
+    config.write_text(real)
+    assert invoke("mailbox", "sync").exit_code == 0
+    assert invoke("mailbox", "sync").exit_code == 0
+    assert invoke("outbox", "flush", "--yes").exit_code == 0
+    assert len(imap_server.messages("Sent Mail")) == 3  # each once
+
+
+def test_an_append_that_landed_before_a_crash_is_not_repeated(
+    invoke, campaign, smtp_server, imap_server, tmp_path
+):
+    add_account(invoke, smtp_server, imap_server)
+    assert invoke(*SEND).exit_code == 0
+    assert len(imap_server.messages("Sent Mail")) == 3
+    with ledger(tmp_path) as db:  # what a kill -9 right after the APPEND's OK leaves behind
+        db.execute("UPDATE sent_copies SET state = 'appending'")
+    result = invoke("mailbox", "sync", "--json")
+    assert result.exit_code == 0, result.output
+    copies = json.loads(result.stdout)["sent_copies"]
+    assert copies["found"] == 3 and copies["copied"] == 0
+    assert len(imap_server.messages("Sent Mail")) == 3
+
+
+def test_uidvalidity_change_rescans_without_counting_twice(
+    invoke, campaign, smtp_server, imap_server, tmp_path
+):
+    add_account(invoke, smtp_server, imap_server)
+    assert invoke(*SEND).exit_code == 0
+    (id1, _r, mid1, subj1), *_ = sent_messages(tmp_path)
+    answer = reply(mid1, f"Re: {subj1}", "mission1@example.org", "Thank you.")
+    imap_server.append("INBOX", answer)
+    first = json.loads(invoke("mailbox", "sync", "--json").stdout)
+    assert [r["letter"] for r in first["responses"]] == [id1]
+    with imap_server.client() as c:  # the server renumbers INBOX: a new UIDVALIDITY
+        assert c.rename("INBOX", "Old")[0] == "OK"
+    imap_server.append("INBOX", answer)
+    imap_server.append("INBOX", reply(mid1, f"Re: {subj1}", "mission1@example.org", "And a second answer."))
+    second = json.loads(invoke("mailbox", "sync", "--json").stdout)
+    assert second["rescan"] is True and second["scanned"] == 2
+    assert second["already_recorded"] == 1 and len(second["responses"]) == 1
+    with ledger(tmp_path) as db:
+        assert db.execute("SELECT COUNT(*) FROM responses").fetchone() == (2,)
+
+
+def test_untrusted_imap_certificate_is_refused(invoke, campaign, smtp_server, make_imap_server, tmp_path):
+    imap = make_imap_server(untrusted=True)  # its certificate comes from a CA the account does not trust
+    add_account(invoke, smtp_server, imap)
+    result = invoke("mailbox", "sync")
+    assert result.exit_code == 2
+    assert result.stderr.count("\n") == 1 and "certificate" in result.stderr
+    assert "Traceback" not in result.output
+
+
+def test_plaintext_imap_only_on_loopback():
+    from letterkit.config import Account
+    from letterkit.errors import LetterkitError
+    from letterkit.mailbox import session_for
+
+    acct = Account("a", "smtp.example.org", from_addr="a@example.org", imap_host="imap.example.org",
+                   imap_security="none")  # fmt: skip
+    with pytest.raises(LetterkitError, match="in clear"):
+        session_for(acct).open()
+
+
+def test_password_never_in_output_or_files(invoke, campaign, smtp_server, imap_server, tmp_path):
+    outputs = [add_account(invoke, smtp_server, imap_server).output]
+    for args in (SEND, ["mailbox", "sync", "--json"], ["account", "test"], ["log", "--json"], ["followup"]):
+        result = invoke(*args)
+        assert result.exit_code == 0, result.output
+        outputs.append(result.output)
+    assert all(PASSWORD not in out for out in outputs)
+    for path in tmp_path.rglob("*"):
+        if path.is_file() and path.name != "keyring.json":
+            assert PASSWORD.encode() not in path.read_bytes(), path
+
+
+def test_account_test_checks_imap(invoke, campaign, smtp_server, imap_server):
+    add_account(invoke, smtp_server, imap_server)
+    result = invoke("account", "test", "--json")
+    assert result.exit_code == 0, result.output
+    steps = json.loads(result.stdout)["steps"]
+    assert "capability IMAP4rev1" in steps and "Sent folder: Sent Mail" in steps
+
+
+def test_a_server_without_imap4rev1_is_one_line(invoke, campaign, smtp_server, tmp_path):
+    import threading
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+
+    def old_server() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            conn.sendall(b"* OK old server ready\r\n")
+            data = conn.recv(1024)
+            tag = data.split(b" ")[0]
+            conn.sendall(b"* CAPABILITY IMAP4 AUTH=PLAIN\r\n" + tag + b" OK done\r\n")
+            conn.recv(1024)
+
+    threading.Thread(target=old_server, daemon=True).start()
+    args = [
+        "--imap-host",
+        "127.0.0.1",
+        "--imap-port",
+        str(listener.getsockname()[1]),
+        "--imap-security",
+        "none",
+    ]
+    result = invoke(*smtp_server.account_args(), *args, "--password-stdin", input=PASSWORD + "\n")
+    assert result.exit_code == 0, result.output
+    result = invoke("mailbox", "sync")
+    listener.close()
+    assert result.exit_code == 2 and "IMAP4rev1" in result.stderr
+    assert result.stderr.count("\n") == 1
+
+
+def test_malformed_dsn_and_huge_message_are_skipped_with_a_note(
+    invoke, campaign, smtp_server, imap_server, tmp_path
+):
+    add_account(invoke, smtp_server, imap_server)
+    assert invoke(*SEND).exit_code == 0
+    (id1, _r, mid1, subj1), *_ = sent_messages(tmp_path)
+    imap_server.append("INBOX", dsn(mid1, "mission1@example.org", malformed=True))
+    huge = reply(mid1, f"Re: {subj1}", "mission1@example.org", "Big answer.\n" + "x" * 80 + "\n")
+    huge = huge.replace(b"Big answer.", b"Big answer.\n" + (b"y" * 76 + b"\r\n") * 9000)
+    imap_server.append("INBOX", huge)
+    before = imap_server.messages("INBOX")
+    result = invoke("mailbox", "sync", "--json")
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    assert any("malformed" in n for n in doc["notes"])
+    assert any("only its first part was read" in n for n in doc["notes"])
+    assert [(r["letter"], r["kind"]) for r in doc["responses"]] == [(id1, "reply")]
+    assert imap_server.messages("INBOX") == before
+
+
+def test_followup_lists_unanswered_letters_and_threads_the_follow_up(
+    invoke, campaign, smtp_server, imap_server, tmp_path, monkeypatch
+):
+    add_account(invoke, smtp_server, imap_server)
+    assert invoke(*SEND).exit_code == 0
+    (id1, _r, mid1, subj1), (id2, _r2, mid2, subj2), (id3, _r3, mid3, _s3) = sent_messages(tmp_path)
+    imap_server.append("INBOX", reply(mid1, f"Re: {subj1}", "mission1@example.org", "Noted."))
+    imap_server.append("INBOX", reply(mid2, subj2, "mission2@example.org", "On vacation.", X_Autoreply="yes"))
+    assert invoke("mailbox", "sync").exit_code == 0
+    assert json.loads(invoke("followup", "--json").stdout)["letters"] == []  # not 14 days yet
+    monkeypatch.setenv("LETTERKIT_NOW", "2026-12-11T10:00:00+00:00")
+    doc = json.loads(invoke("followup", "--json").stdout)
+    assert doc["version"] == 1
+    assert [(x["id"], x["came_back"]) for x in doc["letters"]] == [
+        (id2, "auto-replied 2026-11-27"),
+        (id3, ""),
+    ]
+    assert [x["id"] for x in json.loads(invoke("followup", "--days", "30", "--json").stdout)["letters"]] == []
