@@ -104,10 +104,6 @@ CREATE TABLE IF NOT EXISTS responses (  -- replies, automatic replies and bounce
     UNIQUE (account, message_id)
 );
 CREATE INDEX IF NOT EXISTS responses_letter ON responses(letter);
-CREATE TABLE IF NOT EXISTS followups (  -- a follow-up letter and the letter it follows up
-    id INTEGER PRIMARY KEY,  -- letters.id of the follow-up
-    original INTEGER NOT NULL UNIQUE
-);
 """
 _ADDED = {  # columns newer than the first ledgers: added on open
     "signer_name": "TEXT NOT NULL DEFAULT ''",

@@ -20,6 +20,7 @@ mailbox_app = LetterkitTyper(
     help="Your own mailbox over IMAP: replies and bounces matched to your letters, copies in Sent.",
     no_args_is_help=True,
     short_help="Replies and bounces from your mailbox (IMAP).",
+    epilog=examples("letterkit mailbox sync"),
 )
 app.add_typer(mailbox_app, name="mailbox")
 
