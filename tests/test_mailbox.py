@@ -109,7 +109,7 @@ def test_send_copies_to_sent_and_sync_classifies_every_kind(
             "mission2@example.org",
             "I am out of the office until May.",
             Auto_Submitted="auto-replied",
-        ),  # fmt: skip
+        ),
         dsn(mid3, "mission3@example.org"),
         reply("", "Lunch?", "friend@example.net", "Unrelated."),
     ]
@@ -369,7 +369,7 @@ def test_followup_lists_unanswered_letters_and_threads_the_follow_up(
 ):
     add_account(invoke, smtp_server, imap_server)
     assert invoke(*SEND).exit_code == 0
-    (id1, _r, mid1, subj1), (id2, _r2, mid2, subj2), (id3, _r3, mid3, _s3) = sent_messages(tmp_path)
+    (_id1, _r, mid1, subj1), (id2, _r2, mid2, subj2), (id3, _r3, mid3, _s3) = sent_messages(tmp_path)
     imap_server.append("INBOX", reply(mid1, f"Re: {subj1}", "mission1@example.org", "Noted."))
     imap_server.append("INBOX", reply(mid2, subj2, "mission2@example.org", "On vacation.", X_Autoreply="yes"))
     assert invoke("mailbox", "sync").exit_code == 0
@@ -382,3 +382,22 @@ def test_followup_lists_unanswered_letters_and_threads_the_follow_up(
         (id3, ""),
     ]
     assert [x["id"] for x in json.loads(invoke("followup", "--days", "30", "--json").stdout)["letters"]] == []
+
+    # one follow-up to each, threaded to the original, from the same signer only
+    (campaign / "templates" / "followup.en.txt.j2").write_text(
+        '+++\nsubject = "Follow-up"\nto = ["group:kazakhstan"]\ncc = []\n+++\n'
+        "I wrote to you and had no reply.\n"
+    )
+    other = invoke("send", "followup", "--follow-up", "--yes", "--rate", "0", *REAL_SIGNER[:2],
+                   "--email", "someone.else@home.internal", "--json")  # fmt: skip
+    assert other.exit_code == 0, other.output
+    assert smtp_server.count() == 3  # nobody waits for a follow-up from that signer
+    sent = invoke("send", "followup", "--follow-up", "--yes", "--rate", "0", *REAL_SIGNER, "--json")
+    assert sent.exit_code == 0, sent.output
+    assert [r["recipient"] for r in json.loads(sent.stdout)["sent"]] == ["kz-2", "kz-3"]
+    for m, (mid, subject) in zip(smtp_server.messages[3:], [(mid2, subj2), (mid3, subj1)], strict=True):
+        assert m.message["In-Reply-To"] == mid and m.message["References"] == mid
+        assert m.message["Subject"] == f"Re: {subject}"
+    assert json.loads(invoke("followup", "--json").stdout)["letters"] == []  # once per original
+    again = invoke("send", "followup", "--follow-up", "--yes", "--rate", "0", *REAL_SIGNER, "--json")
+    assert again.exit_code == 0 and smtp_server.count() == 5
