@@ -446,3 +446,36 @@ def bounced_addresses(ledger: Ledger) -> dict[str, tuple[str, str]]:
     ):
         found[str(rcpt).lower()] = (str(date)[:10], str(status))
     return found
+
+
+def suspects(contacts: Iterable[Any]) -> dict[str, dict[str, str]]:
+    """contact id -> {address, bounced (date), status} for each contact whose e-mail bounced.
+
+    Reads the ledger only if there is one (``letterkit contacts`` stays quick on a new machine).
+    """
+    from .config import data_dir
+    from .ledger import Ledger
+    from .maildir import Paths
+
+    path = Paths.under(data_dir()).ledger
+    if not path.exists():
+        return {}
+    ledger = Ledger(path, readonly=True)
+    try:
+        bounced = bounced_addresses(ledger)
+    finally:
+        ledger.close()
+    found = {}
+    for c in contacts:
+        for addr in (c.email, *c.cc):
+            if addr and addr.lower() in bounced:
+                date, status = bounced[addr.lower()]
+                found[c.id] = {"address": addr, "bounced": date, "status": status}
+    return found
+
+
+def suspect_text(contact_id: str, item: dict[str, str]) -> str:
+    return (
+        f"contact {contact_id}: {item['address']} bounced on {item['bounced']} ({item['status']}): "
+        "a suspect address; check it, or reach the contact by fax, post or web form (letterkit export)"
+    )

@@ -112,6 +112,13 @@ class ImapServer:
             typ, data = imap.append(_quote(folder), flags or None, None, message)
             assert typ == "OK", data
 
+    def append_many(self, folder: str, messages: list[bytes]) -> None:
+        """Put each of ``messages`` into ``folder`` over one connection."""
+        with self.client() as imap:
+            for message in messages:
+                typ, data = imap.append(_quote(folder), None, None, message)
+                assert typ == "OK", data
+
     def messages(self, folder: str) -> list[tuple[bytes, bytes]]:
         """(flags, message) of every message in ``folder``, read without changing anything."""
         with self.client() as imap:

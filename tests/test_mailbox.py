@@ -401,3 +401,63 @@ def test_followup_lists_unanswered_letters_and_threads_the_follow_up(
     assert json.loads(invoke("followup", "--json").stdout)["letters"] == []  # once per original
     again = invoke("send", "followup", "--follow-up", "--yes", "--rate", "0", *REAL_SIGNER, "--json")
     assert again.exit_code == 0 and smtp_server.count() == 5
+
+
+def test_a_bounce_offers_other_channels_and_flags_the_address(
+    invoke, campaign, smtp_server, imap_server, tmp_path
+):
+    recipients = campaign / "recipients.toml"
+    text = recipients.read_text()
+    mail = 'email = "mission3@example.org"\n'
+    recipients.write_text(text.replace(mail, mail + 'fax = "+43 1 000 0003"\n'))
+    add_account(invoke, smtp_server, imap_server)
+    assert invoke(*SEND).exit_code == 0
+    *_, (id3, _r3, mid3, _s3) = sent_messages(tmp_path)
+    imap_server.append("INBOX", dsn(mid3, "mission3@example.org", "5.1.1"))
+    result = invoke("mailbox", "sync")
+    assert result.exit_code == 0, result.output
+    assert (
+        f"#{id3} bounce from mailer-daemon@mx.example.org 2026-11-27 (mission3@example.org: 5.1.1)"
+        in result.stdout
+    )
+    assert "kz-3 can also be reached by fax: letterkit export protest --to kz-3 --format pdf" in result.stderr
+    assert "bounces 1, unrelated 0" in result.stderr
+    check = invoke("check", str(campaign))
+    assert "contact kz-3: mission3@example.org bounced on 2026-11-27 (5.1.1): a suspect address" in " ".join(
+        check.output.split()
+    )
+    contacts = json.loads(invoke("contacts", "--json").stdout)["contacts"]
+    flagged = {c["id"]: c["suspect"] for c in contacts if c["suspect"]}
+    assert flagged == {
+        "kz-3": {"address": "mission3@example.org", "bounced": "2026-11-27", "status": "5.1.1"}
+    }
+    shown = invoke("log", "show", str(id3))
+    assert "bounce from mailer-daemon@mx.example.org" in shown.stdout and "5.1.1" in shown.stdout
+
+
+def test_a_long_sync_says_how_far_it_is(invoke, campaign, smtp_server, imap_server, tmp_path):
+    add_account(invoke, smtp_server, imap_server)
+    assert invoke(*SEND).exit_code == 0
+    imap_server.append_many(
+        "INBOX", [reply("", f"Note {i}", "someone@example.net", "Hello.") for i in range(120)]
+    )
+    result = invoke("mailbox", "sync")
+    assert result.exit_code == 0, result.output
+    lines = [x for x in result.stderr.splitlines() if x.startswith("Reading INBOX")]
+    assert lines == ["Reading INBOX: 50/120 messages", "Reading INBOX: 100/120 messages",
+                     "Reading INBOX: 120/120 messages"]  # fmt: skip
+    assert "unrelated 120" in result.stderr
+
+
+def test_delayed_and_unreadable_reports_are_not_bounces():
+    from letterkit.replies import read_message
+
+    delayed = dsn("<a@b>", "x@example.org").replace(b"Action: failed", b"Action: delayed")
+    assert read_message(delayed).kind == "" and "delayed" in read_message(delayed).problem
+    assert read_message(dsn("<a@b>", "x@example.org", malformed=True)).problem.endswith(
+        "(malformed): skipped"
+    )
+    ru = reply("<a@b>", "Re: x", "a@example.org", "Я в отпуске до понедельника.")
+    assert read_message(ru).kind == "auto-reply"
+    real = reply("<a@b>", "Re: x", "a@example.org", "Thank you, we have passed your letter on.")
+    assert read_message(real).kind == "reply"

@@ -25,12 +25,19 @@ def show_contacts(*, group: str | None = None, channel: str | None = None, as_js
 
     campaign = _output.load_campaign()
     chosen = filter_contacts(campaign.contacts, group=group, channel=channel)
+    from ..mailbox import suspect_text, suspects
+
+    suspect = suspects(chosen)  # addresses a letter bounced from
+    for contact_id, item in suspect.items():
+        _output.warn(suspect_text(contact_id, item))
     if as_json:
         _output.emit_json(
             "contacts",
             {
                 "campaign": campaign.id,
-                "contacts": [{**c.as_dict(), "stale": c.is_stale()} for c in chosen],
+                "contacts": [
+                    {**c.as_dict(), "stale": c.is_stale(), "suspect": suspect.get(c.id)} for c in chosen
+                ],
             },
         )
         return

@@ -125,9 +125,9 @@ def _print_sync(report: SyncReport, others: dict[int, str]) -> None:
         if item["letter"] in others:
             _output.info("  " + _esc(others[item["letter"]]))
     _output.info(
-        f"{report.scanned} new message(s) read: {report.count('reply')} replies, "
-        f"{report.count('auto-reply')} automatic replies, {report.count('bounce')} bounces, "
-        f"{report.unrelated} unrelated."
+        f"{report.scanned} new message(s) read: replies {report.count('reply')}, "
+        f"automatic replies {report.count('auto-reply')}, bounces {report.count('bounce')}, "
+        f"unrelated {report.unrelated}."
     )
 
 
