@@ -190,10 +190,10 @@ class ImapSession:
         note = steps.append if steps is not None else (lambda _s: None)
         stage = ["connect"]
         try:
-            self._imap = self._connect(stage, note)
+            self._connect(stage, note)
             stage[0] = "login"
-            _login(self._imap, self.account, self._password_provider)
-            typ, data = self._imap.capability()
+            _login(self.imap, self.account, self._password_provider)
+            typ, data = self.imap.capability()
             if typ == "OK" and data and isinstance(data[0], bytes):
                 self.capabilities = frozenset(data[0].decode("ascii", "replace").upper().split())
             note(f"IMAP login as {self.account.username or self.account.from_addr}")
@@ -204,7 +204,7 @@ class ImapSession:
             self.close()
             raise
 
-    def _connect(self, stage: list[str], note: Callable[[str], object]) -> imaplib.IMAP4:
+    def _connect(self, stage: list[str], note: Callable[[str], object]) -> None:
         import imaplib
 
         from .transport import is_loopback
@@ -220,13 +220,13 @@ class ImapSession:
         if a.imap_security == "tls":
             stage[0] = "TLS handshake"
             imap: imaplib.IMAP4 = imaplib.IMAP4_SSL(host, port, ssl_context=self._context(), timeout=timeout)
+            self._imap = imap
             note(f"connected to {self.where} over TLS (certificate verified)")
         else:
-            imap = imaplib.IMAP4(host, port, timeout=timeout)
+            imap = self._imap = imaplib.IMAP4(host, port, timeout=timeout)
             if a.imap_security == "starttls":
                 stage[0] = "STARTTLS"
                 if "STARTTLS" not in imap.capabilities:
-                    imap.shutdown()
                     raise ImapError(
                         f"{self.where}: the server does not offer STARTTLS", hint="try --imap-security tls"
                     )
@@ -234,11 +234,9 @@ class ImapSession:
                 note(f"connected to {self.where}, STARTTLS (certificate verified)")
             else:
                 note(f"connected to {self.where} (loopback, no TLS)")
-        self._imap = imap
         if "IMAP4REV1" not in imap.capabilities:
             raise ImapError(f"{self.where}: the server does not speak IMAP4rev1 (it offers IMAP4 only)")
         note("capability IMAP4rev1")
-        return imap
 
     def _context(self) -> Any:
         import ssl
@@ -386,17 +384,23 @@ def _login(imap: imaplib.IMAP4, account: Account, password_provider: Callable[[]
 
     The one place IMAP authenticates: an OAuth2 (XOAUTH2) login belongs here too.
     """
+    import imaplib
+
     user = account.username or account.from_addr
     if "LOGINDISABLED" in imap.capabilities:
         raise ImapError(f"{imap_where(account)}: the server does not allow login on this connection")
     password = password_provider()
     try:
-        if (user + password).isascii() and '"' not in password and "\\" not in password:
-            imap.login(user, password)
+        if (user + password).isascii():
+            imap.login(user, password)  # imaplib quotes the password
         else:  # LOGIN arguments are ASCII; SASL PLAIN is UTF-8 (RFC 4616)
             blob = b"\0" + user.encode() + b"\0" + password.encode()
             imap.authenticate("PLAIN", lambda _challenge: blob)
-    except imaplib_error() as exc:
+    except imaplib.IMAP4.abort:
+        raise ImapUnreachable(
+            f"{imap_where(account)}: the server dropped the connection during login"
+        ) from None
+    except imaplib.IMAP4.error as exc:
         from .credentials import wrong_password_hint
 
         if "[UNAVAILABLE]" in str(exc):
@@ -407,9 +411,3 @@ def _login(imap: imaplib.IMAP4, account: Account, password_provider: Callable[[]
         ) from None
     finally:
         del password
-
-
-def imaplib_error() -> type[Exception]:
-    import imaplib
-
-    return imaplib.IMAP4.error

@@ -172,6 +172,7 @@ class CopyReport:
     found: int = 0  # already in Sent (an interrupted earlier run had appended it)
     failed: int = 0
     error: str = ""
+    in_flight: int = field(default=0, repr=False)  # the letter whose APPEND is under way
 
 
 def session_for(account: Account, *, interactive: bool = False) -> ImapSession:
@@ -201,7 +202,7 @@ def copy_to_sent(
     from .ledger import now_text
 
     if not _state(ledger, account.name, "copy_since"):  # copies begin with the first delivery seen
-        first = ledger.select("SELECT MIN(sent_at) FROM letters WHERE account = ? AND batch = "
+        first = ledger.select("SELECT MIN(NULLIF(sent_at, '')) FROM letters WHERE account = ? AND batch = "
                               "(SELECT batch FROM letters WHERE account = ? ORDER BY id DESC LIMIT 1)",
                               (account.name, account.name))  # fmt: skip
         _set_state(ledger, account.name, copy_since=(first[0][0] if first and first[0][0] else now_text()))
@@ -209,39 +210,50 @@ def copy_to_sent(
     report = CopyReport()
     if not due:
         return report
+    handled: list[int] = []
     try:
         if session is None:
             with session_for(account, interactive=interactive) as imap:
-                _append_all(box, imap, account, due, report)
+                _append_all(box, imap, account, due, report, handled)
         else:
-            _append_all(box, session, account, due, report)
+            _append_all(box, session, account, due, report, handled)
     except LetterkitError as exc:
         report.error = str(exc)
-        report.failed = len(due) - report.copied - report.found
-        for letter, _mid, _sent, state in due[report.copied + report.found :]:
-            _mark(ledger, letter, "appending" if state == "appending" else "failed", note=str(exc))
+        for letter, _mid, _sent, state in due:
+            if letter not in handled:  # one in flight stays "appending": looked for in Sent next time
+                in_flight = state == "appending" or letter == report.in_flight
+                _mark(ledger, letter, "appending" if in_flight else "failed", note=str(exc))
+                report.failed += 1
     return report
 
 
 def _append_all(
-    box: Outbox, imap: ImapSession, account: Account, due: list[tuple[int, str, str, str]], report: CopyReport
+    box: Outbox,
+    imap: ImapSession,
+    account: Account,
+    due: list[tuple[int, str, str, str]],
+    report: CopyReport,
+    handled: list[int],
 ) -> None:
+    """APPEND each letter of ``due`` (ids appended to ``handled`` once it is recorded)."""
     folder = imap.find_sent(account.sent_folder)
     report.folder = folder
     for letter, message_id, sent_at, state in due:
+        # no record (a crash between SMTP and here) or "appending" (a crash or a dropped
+        # connection during the APPEND): it may be in Sent already
         if state in ("", "appending") and message_id and imap.has_message_id(folder, message_id):
             _mark(box.ledger, letter, "done", folder, "found in Sent (appended before an interruption)")
             report.found += 1
-            continue
-        data = box.ledger.message(letter)
-        if data is None:
+        elif (data := box.ledger.message(letter)) is None:
             _mark(box.ledger, letter, "failed", folder, "its message is missing from the ledger")
             report.failed += 1
-            continue
-        _mark(box.ledger, letter, "appending", folder)
-        imap.append(folder, data, _when(sent_at))
-        _mark(box.ledger, letter, "done", folder)
-        report.copied += 1
+        else:
+            _mark(box.ledger, letter, "appending", folder)
+            report.in_flight = letter
+            imap.append(folder, data, _when(sent_at))
+            _mark(box.ledger, letter, "done", folder)
+            report.copied += 1
+        handled.append(letter)
 
 
 def _when(sent_at: str) -> dt.datetime:

@@ -461,3 +461,25 @@ def test_delayed_and_unreadable_reports_are_not_bounces():
     assert read_message(ru).kind == "auto-reply"
     real = reply("<a@b>", "Re: x", "a@example.org", "Thank you, we have passed your letter on.")
     assert read_message(real).kind == "reply"
+
+
+def test_folder_lists_as_servers_send_them():
+    from letterkit.imap import decode_name, encode_name, parse_list, pick_sent
+
+    assert encode_name("Отправленные") == "&BB4EQgQ,BEAEMAQyBDsENQQ9BD0ESwQ1-"
+    assert decode_name(encode_name("Envoyés & reçus")) == "Envoyés & reçus"
+    data = [
+        b'(\\HasNoChildren) "." INBOX',
+        (b'(\\HasNoChildren \\Sent) "." {11}', b'Sent "Box"'),  # a name sent as a literal
+        b'(\\Noselect \\HasChildren) NIL "[Gmail]"',
+        b'(\\HasNoChildren) "." "INBOX.Sent"',
+        b'(\\HasNoChildren) "." "&BB4EQgQ,BEAEMAQyBDsENQQ9BD0ESwQ1-"',
+    ]
+    folders = parse_list(data)
+    assert [n for _a, n in folders] == ["INBOX", 'Sent "Box"', "[Gmail]", "INBOX.Sent", "Отправленные"]
+    assert pick_sent(folders) == 'Sent "Box"'  # \Sent wins over the names
+    unmarked = [(frozenset(), n) for _a, n in folders]
+    assert pick_sent(unmarked) == "INBOX.Sent"
+    assert pick_sent(unmarked, "Отправленные") == "Отправленные"
+    assert pick_sent(unmarked, "Nowhere") is None
+    assert pick_sent([(frozenset(), "Archive")]) is None

@@ -79,7 +79,9 @@ def _sync_json(report: SyncReport) -> dict[str, Any]:
         "already_recorded": report.already,
         "unrelated": report.unrelated,
         "notes": report.notes,
-        "sent_copies": None if copies is None else vars(copies),
+        "sent_copies": None
+        if copies is None
+        else {k: v for k, v in vars(copies).items() if k != "in_flight"},
     }
 
 
