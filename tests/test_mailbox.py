@@ -185,9 +185,12 @@ def test_missing_sent_folder_fails_no_letter_and_is_retried(
         assert db.execute("SELECT COUNT(*) FROM sent_copies WHERE state = 'failed'").fetchone() == (3,)
     with imap.client() as c:
         assert c.create('"Sent"')[0] == "OK"
+    flushed = invoke("outbox", "flush", "--yes")  # nothing to send: the copies are retried
+    assert flushed.exit_code == 0, flushed.output
+    assert len(imap.messages("Sent")) == 3
     synced = invoke("mailbox", "sync", "--json")
     assert synced.exit_code == 0, synced.output
-    assert json.loads(synced.stdout)["sent_copies"]["copied"] == 3
+    assert json.loads(synced.stdout)["sent_copies"]["copied"] == 0
     assert len(imap.messages("Sent")) == 3
     assert smtp_server.count() == 3  # nothing was sent again
 
@@ -483,3 +486,18 @@ def test_folder_lists_as_servers_send_them():
     assert pick_sent(unmarked, "Отправленные") == "Отправленные"
     assert pick_sent(unmarked, "Nowhere") is None
     assert pick_sent([(frozenset(), "Archive")]) is None
+
+
+def test_a_reply_without_references_is_matched_by_sender_and_subject(
+    invoke, campaign, smtp_server, imap_server, tmp_path
+):
+    add_account(invoke, smtp_server, imap_server)
+    assert invoke(*SEND).exit_code == 0
+    (_id1, _r1, _m1, subj), (id2, *_rest), *_ = sent_messages(tmp_path)
+    imap_server.append("INBOX", reply("", f"AW:  {subj}", "Mission 2 <MISSION2@example.org>", "Danke."))
+    imap_server.append(
+        "INBOX", reply("", "Another matter", "mission2@example.org", "Unrelated to the letter.")
+    )
+    doc = json.loads(invoke("mailbox", "sync", "--json").stdout)
+    assert [(r["letter"], r["kind"]) for r in doc["responses"]] == [(id2, "reply")]
+    assert doc["unrelated"] == 1
