@@ -366,6 +366,20 @@ class ImapSession:
         raw = data[0] if data and isinstance(data[0], bytes) else b""
         return sorted(u for u in (int(x) for x in raw.split()) if u > last)
 
+    def headers(self, uids: list[int]) -> dict[int, bytes]:
+        """The header of each of ``uids`` (one FETCH for them all), read with BODY.PEEK."""
+        spec = ",".join(str(u) for u in uids)
+        data = self.run("FETCH", partial(self.imap.uid, "FETCH", spec, "(UID BODY.PEEK[HEADER])"))
+        found: dict[int, bytes] = {}
+        for i, item in enumerate(data):
+            if not (isinstance(item, tuple) and isinstance(item[0], bytes) and isinstance(item[1], bytes)):
+                continue
+            after = data[i + 1] if i + 1 < len(data) and isinstance(data[i + 1], bytes) else b""
+            uid = re.search(rb"UID (\d+)", item[0]) or re.search(rb"UID (\d+)", after)  # before or after it
+            if uid:
+                found[int(uid.group(1))] = item[1]
+        return found
+
     def fetch(self, uids: list[int]) -> Iterator[Fetched]:
         """Each message's size and first :data:`FETCH_LIMIT` bytes, read with BODY.PEEK."""
         for uid in uids:

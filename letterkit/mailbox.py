@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
 
     from .config import Account
-    from .imap import ImapSession
+    from .imap import Fetched, ImapSession
     from .ledger import Ledger
     from .outbox import Outbox
     from .replies import Incoming
@@ -369,8 +369,6 @@ def _scan_inbox(
     report: SyncReport,
     on_progress: Callable[[int, int], None] | None,
 ) -> None:
-    from .replies import read_message
-
     validity, _exists = imap.examine("INBOX")
     known_validity = _state(ledger, account.name, "inbox_uidvalidity")
     last = int(_state(ledger, account.name, "inbox_uid") or 0)
@@ -383,18 +381,56 @@ def _scan_inbox(
     ids, recipients = _sent_ids(ledger, account.name), _recipients(ledger, account.name)
     for start in range(0, len(uids), HEADER_CHUNK):
         chunk = uids[start : start + HEADER_CHUNK]
-        for fetched in imap.fetch(chunk):
+        heads = imap.headers(chunk)  # the headers first: most mail answers no letter
+        for uid in chunk:
             report.scanned += 1
-            where = f"INBOX message UID {fetched.uid}: "
-            if fetched.truncated:
-                report.notes.append(f"{where}{fetched.size // 1024} KiB, only its first part was read")
-            incoming = read_message(fetched.data, where=where)
-            _file(ledger, account, incoming, ids, recipients, report)
+            if _worth_reading(heads.get(uid, b""), ids, recipients):
+                for fetched in imap.fetch([uid]):
+                    _read(ledger, account, fetched, ids, recipients, report)
+            else:
+                report.unrelated += 1
             if on_progress is not None:
                 on_progress(report.scanned, len(uids))
         _set_state(ledger, account.name, inbox_uidvalidity=validity, inbox_uid=chunk[-1])
     if not uids:
         _set_state(ledger, account.name, inbox_uidvalidity=validity, inbox_uid=last)
+
+
+def _read(
+    ledger: Ledger,
+    account: Account,
+    fetched: Fetched,
+    ids: dict[str, int],
+    recipients: dict[str, list[tuple[int, str]]],
+    report: SyncReport,
+) -> None:
+    """Classify one message read whole and record it if it answers a letter."""
+    from .replies import read_message
+
+    where = f"INBOX message UID {fetched.uid}: "
+    if fetched.truncated:
+        report.notes.append(f"{where}{fetched.size // 1024} KiB, only its first part was read")
+    _file(ledger, account, read_message(fetched.data, where=where), ids, recipients, report)
+
+
+def _worth_reading(header: bytes, ids: dict[str, int], recipients: dict[str, Any]) -> bool:
+    """From its header alone: may this message answer a letter (a reference to one, a sender
+    letters went to, a delivery report, a mailer daemon)?  Only those are read whole."""
+    import email
+    import email.utils
+
+    from .replies import message_ids
+
+    msg = email.message_from_bytes(header)
+    refs = [*message_ids(msg.get("In-Reply-To")), *message_ids(msg.get("References"))]
+    sender = email.utils.parseaddr(str(msg.get("From", "")))[1].lower()
+    return (
+        any(r in ids for r in refs)
+        or sender in recipients
+        or msg.get_content_type() == "multipart/report"
+        or sender.split("@")[0] in ("mailer-daemon", "postmaster")
+        or not header  # a server that did not give the header: read the message
+    )
 
 
 def _file(

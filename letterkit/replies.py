@@ -62,7 +62,8 @@ def normal_subject(subject: str) -> str:
     return " ".join(SUBJECT_PREFIX.sub("", subject).split()).casefold()
 
 
-def _ids(value: str | None) -> list[str]:
+def message_ids(value: str | None) -> list[str]:
+    """The <...> ids in a Message-ID, In-Reply-To or References header."""
     return re.findall(r"<[^<>\s]+>", str(value or ""))
 
 
@@ -152,7 +153,7 @@ def _report(msg: EmailMessage) -> tuple[list[tuple[str, str, str]], str]:
 def _original_id(part: Message) -> str:
     payload = part.get_payload()
     if isinstance(payload, list) and payload and hasattr(payload[0], "get"):
-        ids = _ids(payload[0].get("Message-ID"))
+        ids = message_ids(payload[0].get("Message-ID"))
     else:
         raw = part.get_payload(decode=True)
         text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(payload or "")
@@ -169,8 +170,11 @@ def stable_id(data: bytes) -> str:
 def read_message(data: bytes, *, where: str = "") -> Incoming:
     """What ``data`` (a message, or its first bytes) is; see the module docstring."""
     msg = email.message_from_bytes(data, policy=email.policy.default)
-    ids = _ids(str(msg.get("Message-ID", "")))
-    refs = (*_ids(str(msg.get("In-Reply-To", ""))), *reversed(_ids(str(msg.get("References", "")))))
+    ids = message_ids(str(msg.get("Message-ID", "")))
+    refs = (
+        *message_ids(str(msg.get("In-Reply-To", ""))),
+        *reversed(message_ids(str(msg.get("References", "")))),
+    )
     name, addr = _address(msg)
     subject = " ".join(str(msg.get("Subject", "")).split())
     base: dict[str, Any] = {

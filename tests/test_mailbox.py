@@ -450,6 +450,16 @@ def test_a_long_sync_says_how_far_it_is(invoke, campaign, smtp_server, imap_serv
     assert lines == ["Reading INBOX: 50/120 messages", "Reading INBOX: 100/120 messages",
                      "Reading INBOX: 120/120 messages"]  # fmt: skip
     assert "unrelated 120" in result.stderr
+    # they were told apart by their headers, fetched 200 at a time (the UIDs read right)
+    from letterkit.mailbox import session_for
+
+    acct = smtp_server.account(imap_host="127.0.0.1", imap_port=imap_server.port, imap_security="starttls")
+    with session_for(acct) as session:
+        session.examine("INBOX")
+        uids = session.uids_after(0)
+        heads = session.headers(uids)
+    assert sorted(heads) == uids and len(uids) == 120
+    assert all(f"Subject: Note {i}".encode() in heads[u] for i, u in enumerate(uids))
 
 
 def test_delayed_and_unreadable_reports_are_not_bounces():
