@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from .config import DEFAULT_PORTS, Account, parse_rate
 from .errors import ConfigError, InvalidValue
+from .mailbox import copy_to_sent, imap_options
 from .presets import ADD_ACCOUNT_HINT, PRESETS
 
 if TYPE_CHECKING:
@@ -276,6 +277,7 @@ def send_letters(
                 )
             finally:
                 transport.close()
+            copy_to_sent(box, account, interactive=interactive)  # never fails the letters
             return SendReport(queued, report)
     finally:
         if outbox is None:
@@ -311,11 +313,13 @@ def flush(
         raise ConfigError("no mail account is set up", hint=f"add yours with: {ADD_ACCOUNT_HINT}")
     transport = transport or smtp_transport(account, interactive=interactive)
     try:
-        return deliver(
+        report = deliver(
             box, transport, rate=rate, retry_failed=retry_failed, on_progress=on_progress, on_wait=on_wait
         )
     finally:
         transport.close()
+    copy_to_sent(box, account, interactive=interactive)  # never fails the letters; retried later
+    return report
 
 
 # --- accounts ---------------------------------------------------------------------------------
@@ -336,6 +340,9 @@ class AccountOptions:
     password_command: str | None = None
     no_login: bool = False
     timeout: float = 30.0
+    imap: dict[str, Any] = field(
+        default_factory=dict
+    )  # imap_host, imap_port, imap_security, sent_folder, save_sent
 
 
 def account_from_options(opts: AccountOptions) -> tuple[Account, str]:
@@ -369,6 +376,7 @@ def account_from_options(opts: AccountOptions) -> tuple[Account, str]:
         password_command=opts.password_command or "",
         timeout=opts.timeout,
     ).validated()
+    account = imap_options(account, opts.preset, **opts.imap)
     return account, str(chosen.get("note", ""))
 
 
