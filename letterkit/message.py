@@ -168,6 +168,8 @@ def to_message(
     msg["Date"] = _header("Date", email.utils.format_datetime(date or clock.now()))
     domain = sender.rpartition("@")[2] if sender else "invalid"  # RFC 2606: never the host name
     msg["Message-ID"] = check_header_value(message_id or email.utils.make_msgid(domain=domain), "Message-ID")
+    if letter.in_reply_to:  # a follow-up, threaded to the letter it follows up
+        msg["In-Reply-To"] = msg["References"] = check_header_value(letter.in_reply_to, "In-Reply-To")
     language = _header("Content-Language", check_language(letter.language, "language"))
     text = normalise_newlines(letter.body)
     if not text.endswith("\n"):

@@ -97,7 +97,7 @@ def check_account(account: Account) -> Account:
     return account
 
 
-def auth_fields(preset: dict[str, Any], **given: str | None) -> dict[str, str]:
+def auth_fields(preset: dict[str, Any], **given: str | None) -> dict[str, Any]:
     """The sign-in fields of a new account: what was given, else the preset's (``account add``).
 
     ``given``: auth, token_command, oauth_provider, oauth_client_id, oauth_authority,

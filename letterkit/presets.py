@@ -29,6 +29,23 @@ PRESETS: dict[str, dict[str, Any]] = {
                           "letterkit account login NAME"},
 }  # fmt: skip
 
+IMAP_PRESETS: dict[str, dict[str, Any]] = {
+    # the providers' documented IMAP settings; save_sent False: the provider files a copy of
+    # what is sent through its SMTP server in Sent itself (a second one would be a duplicate)
+    "gmail": {"imap_host": "imap.gmail.com", "imap_port": 993, "imap_security": "tls", "save_sent": False},
+    "outlook": {"imap_host": "outlook.office365.com", "imap_port": 993, "imap_security": "tls",
+                "save_sent": False},
+    "office365": {"imap_host": "outlook.office365.com", "imap_port": 993, "imap_security": "tls",
+                  "save_sent": False},
+    "yahoo": {"imap_host": "imap.mail.yahoo.com", "imap_port": 993, "imap_security": "tls"},
+    "fastmail": {"imap_host": "imap.fastmail.com", "imap_port": 993, "imap_security": "tls"},
+    "posteo": {"imap_host": "posteo.de", "imap_port": 993, "imap_security": "tls"},
+    "mailbox.org": {"imap_host": "imap.mailbox.org", "imap_port": 993, "imap_security": "tls"},
+    "riseup": {"imap_host": "mail.riseup.net", "imap_port": 993, "imap_security": "tls"},
+    "disroot": {"imap_host": "disroot.org", "imap_port": 993, "imap_security": "tls"},
+}  # fmt: skip
+PRESETS.setdefault("office365", {"host": "smtp.office365.com", "port": 587, "security": "starttls"})
+
 ADD_ACCOUNT_HINT = (
     "letterkit account add NAME --host smtp.example.org --username you@example.org --from you@example.org"
 )

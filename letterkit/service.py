@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from .config import AUTH_KEYS, DEFAULT_PORTS, Account, parse_rate
 from .errors import ConfigError, InvalidValue
+from .mailbox import copy_to_sent, imap_options
 from .presets import ADD_ACCOUNT_HINT, PRESETS
 
 if TYPE_CHECKING:
@@ -277,6 +278,7 @@ def send_letters(
                 )
             finally:
                 transport.close()
+            copy_to_sent(box, account, interactive=interactive)  # never fails the letters
             return SendReport(queued, report)
     finally:
         if outbox is None:
@@ -312,11 +314,13 @@ def flush(
         raise ConfigError("no mail account is set up", hint=f"add yours with: {ADD_ACCOUNT_HINT}")
     transport = transport or smtp_transport(account, interactive=interactive)
     try:
-        return deliver(
+        report = deliver(
             box, transport, rate=rate, retry_failed=retry_failed, on_progress=on_progress, on_wait=on_wait
         )
     finally:
         transport.close()
+    copy_to_sent(box, account, interactive=interactive)  # never fails the letters; retried later
+    return report
 
 
 # --- accounts ---------------------------------------------------------------------------------
@@ -337,6 +341,9 @@ class AccountOptions:
     password_command: str | None = None
     no_login: bool = False
     timeout: float = 30.0
+    imap: dict[str, Any] = field(
+        default_factory=dict
+    )  # imap_host, imap_port, imap_security, sent_folder, save_sent
     auth: str | None = None  # "password" or "oauth2" (default: the preset's, else password)
     token_command: str | None = None
     oauth_provider: str | None = None
@@ -380,6 +387,7 @@ def account_from_options(opts: AccountOptions) -> tuple[Account, str]:
         timeout=opts.timeout,
         **auth_fields(chosen, **{k: getattr(opts, k) for k in ("auth", *AUTH_KEYS)}),
     ).validated()
+    account = imap_options(account, opts.preset, **opts.imap)
     return account, str(chosen.get("note", ""))
 
 

@@ -61,7 +61,8 @@ def campaign(tmp_path, monkeypatch):
 
 def add_outlook(invoke, server, endpoint, name="outlook", *, client_id=True):
     added = invoke(
-        "account", "add", name, "--preset", "outlook", "--host", server.host, "--port", str(server.port),
+        "account", "add", name, "--auth", "oauth2", "--oauth-provider", "microsoft", "--host", server.host,
+        "--port", str(server.port),
         "--username", USERNAME, "--ca-file", str(server.ca_file), "--oauth-authority", endpoint.authority,
         *(["--client-id", CLIENT_ID] if client_id else []),
     )  # fmt: skip
@@ -71,7 +72,7 @@ def add_outlook(invoke, server, endpoint, name="outlook", *, client_id=True):
 
 def add_gmail(invoke, server, endpoint, name="gmail"):
     added = invoke(
-        "account", "add", name, "--preset", "gmail", "--auth", "oauth2", "--host", server.host,
+        "account", "add", name, "--oauth-provider", "google", "--auth", "oauth2", "--host", server.host,
         "--port", str(server.port), "--username", USERNAME, "--ca-file", str(server.ca_file),
         "--client-id", "123-test.apps.googleusercontent.com", "--oauth-token-uri", endpoint.token_uri,
         "--oauth-auth-uri", f"{endpoint.url}/auth",
@@ -327,7 +328,7 @@ def test_access_token_is_kept_in_memory_until_it_expires(invoke, oauth_smtp, end
 
 
 def test_oauth_is_refused_without_tls_before_connecting_unless_loopback(invoke, oauth_smtp, tmp_path):
-    refused = invoke("account", "add", "far", "--preset", "outlook", "--host", "smtp.invalid",
+    refused = invoke("account", "add", "far", "--auth", "oauth2", "--host", "smtp.invalid",
                      "--security", "none", "--username", USERNAME, "--token-command", "true")  # fmt: skip
     assert refused.exit_code == 2 and "without TLS" in refused.stderr
     from letterkit.config import Account

@@ -104,6 +104,29 @@ def account_add(
     timeout: Annotated[
         float, typer.Option("--timeout", metavar="SECONDS", help="Seconds to wait for the server.")
     ] = 30.0,
+    imap_host: Annotated[
+        str | None,
+        typer.Option("--imap-host", metavar="HOST", help="IMAP server for the copy in Sent and replies."),
+    ] = None,
+    imap_port: Annotated[
+        int | None,
+        typer.Option("--imap-port", metavar="PORT", help="IMAP port (default: 993 tls, 143 starttls)."),
+    ] = None,
+    imap_security: Annotated[
+        str | None,
+        typer.Option("--imap-security", metavar="tls|starttls", help="IMAP encryption (default tls)."),
+    ] = None,
+    sent_folder: Annotated[
+        str | None,
+        typer.Option("--sent-folder", metavar="FOLDER", help="Sent folder (default: found on the server)."),
+    ] = None,
+    save_sent: Annotated[
+        bool | None,
+        typer.Option(
+            "--save-sent/--no-save-sent",
+            help="Put a copy of each letter in Sent (default: yes, unless the provider does it itself).",
+        ),
+    ] = None,
     default: Annotated[bool, typer.Option("--default", help="Make it the default account.")] = False,
     replace: Annotated[
         bool, typer.Option("--replace", help="Replace an account of that name (e.g. a new password).")
@@ -163,6 +186,13 @@ def account_add(
             password_command=password_command,
             no_login=no_login,
             timeout=timeout,
+            imap={
+                "imap_host": imap_host,
+                "imap_port": imap_port,
+                "imap_security": imap_security,
+                "sent_folder": sent_folder,
+                "save_sent": save_sent,
+            },
             auth=auth,
             token_command=token_command,
             oauth_provider=oauth_provider,
@@ -185,6 +215,11 @@ def account_add(
     )
     if note:
         _output.info(_esc(note) + ".")
+    if acct.imap_host:
+        copy = "a copy of each letter goes to Sent" if acct.save_sent else "the provider files copies in Sent"
+        _output.info(
+            f"IMAP {_esc(acct.imap_host)} ({acct.imap_security}): {copy}; replies: letterkit mailbox sync"
+        )
     _output.info(f"Check it with: letterkit account test {_esc(name)}")
     _hint_waiting()
 
@@ -285,6 +320,10 @@ def account_test(
     steps: list[str] = []
     try:
         transport.check(steps)
+        if acct.imap_host:
+            from ..mailbox import check_account
+
+            check_account(acct, steps, interactive=_output.interactive())
     except LetterkitError as exc:
         if as_json:
             _output.emit_json(

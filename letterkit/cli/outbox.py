@@ -60,17 +60,18 @@ def _row_cells(row: Row) -> list[str]:
     ]
 
 
-def _print_rows(rows: Iterable[Row], title: str, *, when: str) -> None:
-    """Rows for people on a terminal (see :mod:`._ledger_view`), tab-separated lines when piped."""
+def _print_rows(rows: Iterable[Row], title: str, *, when: str, notes: dict[int, str] | None = None) -> None:
+    """Rows for people on a terminal (see :mod:`._ledger_view`), tab-separated lines when piped.
+    ``notes``: what came back for each letter (``replied 2026-11-27``), a column of its own."""
     headers = ["id", "status", "recipient", "to", "subject", "queued_at", "sent_at", "reason"]
     if not _output.stdout_is_terminal():
-        _output.emit_tsv([headers])
+        _output.emit_tsv([headers + (["response"] if notes is not None else [])])
         for r in rows:
-            _output.emit_tsv([_row_cells(r)])
+            _output.emit_tsv([_row_cells(r) + ([notes.get(r.id, "")] if notes is not None else [])])
         return
     from ._ledger_view import print_rows
 
-    print_rows(rows, title, when=when)
+    print_rows(rows, title, when=when, notes=notes)
 
 
 def _show(row_id: int, *, full: bool, as_json: bool) -> None:
@@ -334,8 +335,13 @@ def log(
             if limit
             else box.iter_rows(statuses, campaign=campaign)
         )
+        from ..mailbox import outcome, responses
+
+        answers = responses(box.ledger)
+        notes = {letter: outcome(items) for letter, items in answers.items()}
         if as_json:
-            emit_json_stream("log", {"paths": box.paths.as_dict()}, {"letters": (r.as_dict() for r in rows)})
+            letters = ({**r.as_dict(), "response": notes.get(r.id, "")} for r in rows)
+            emit_json_stream("log", {"paths": box.paths.as_dict()}, {"letters": letters})
             return
         from itertools import chain
 
@@ -344,7 +350,7 @@ def log(
         if first is None:
             _output.info("Nothing sent yet." if not (campaign or show_all) else "No letters match.")
         else:
-            _print_rows(chain([first], it), "Ledger", when="sent")
+            _print_rows(chain([first], it), "Ledger", when="sent", notes=notes)
     finally:
         box.close()
 
