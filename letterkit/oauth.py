@@ -331,7 +331,7 @@ class TokenSource:
     """An account's access tokens: from its token_command (run each time one is needed) or
     renewed from the refresh token in the keyring (kept in memory until it expires).
 
-    ``imap=True``: tokens for reading mail (Microsoft gives one token per service).
+    ``imap=True``: tokens that may also read mail (Microsoft's IMAP scope).
     """
 
     def __init__(self, account: Account, *, imap: bool = False) -> None:

@@ -287,3 +287,43 @@ if len(sys.argv) == 2:  # like a real browser: return at once, go on in the back
 context = ssl.create_default_context(cafile=os.environ["REQUESTS_CA_BUNDLE"])
 urllib.request.urlopen(sys.argv[1], context=context, timeout=10).read()  # follows the redirect home
 """
+
+
+def start_oauth_imap(accept: Callable[[str], bool]) -> tuple[Any, list[tuple[str, bool]]]:
+    """A small IMAP server on 127.0.0.1 (no TLS: loopback) that knows just enough for a login:
+    CAPABILITY, AUTHENTICATE OAUTHBEARER/XOAUTH2 with Google's error challenge, LOGOUT."""
+    import socketserver
+
+    attempts: list[tuple[str, bool]] = []
+    caps = b"IMAP4rev1 AUTH=XOAUTH2 AUTH=OAUTHBEARER"
+
+    class Handler(socketserver.StreamRequestHandler):
+        def handle(self) -> None:
+            self.wfile.write(b"* OK [CAPABILITY " + caps + b"] test server ready\r\n")
+            for line in self.rfile:
+                tag, _, rest = line.decode().strip().partition(" ")
+                command = rest.split()
+                if command[0].upper() == "CAPABILITY":
+                    self.wfile.write(b"* CAPABILITY " + caps + b"\r\n" + f"{tag} OK done\r\n".encode())
+                elif command[0].upper() == "AUTHENTICATE":
+                    self.wfile.write(b"+ \r\n")
+                    text = base64.b64decode(self.rfile.readline().strip()).decode()
+                    user, token = parse_initial_response(command[1].upper(), text)
+                    ok = user == USERNAME and accept(token)
+                    attempts.append((command[1].upper(), ok))
+                    if not ok:
+                        error = json.dumps({"status": "401", "schemes": "bearer", "scope": "x"}).encode()
+                        self.wfile.write(b"+ " + base64.b64encode(error) + b"\r\n")
+                        self.rfile.readline()  # the client's abort
+                    word = "OK authenticated" if ok else "NO [AUTHENTICATIONFAILED] Invalid credentials"
+                    self.wfile.write(f"{tag} {word}\r\n".encode())
+                elif command[0].upper() == "LOGOUT":
+                    self.wfile.write(f"* BYE\r\n{tag} OK bye\r\n".encode())
+                    return
+                else:
+                    self.wfile.write(f"{tag} BAD unknown\r\n".encode())
+
+    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, attempts

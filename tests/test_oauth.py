@@ -8,6 +8,7 @@ import base64
 import json
 import shlex
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,7 @@ from oauth_servers import (
     CLIENT_SECRET,
     DEVICE_MESSAGE,
     browser_for,
+    start_oauth_imap,
     start_oauth_smtp,
     start_token_endpoint,
 )
@@ -430,3 +432,39 @@ def test_sign_in_service_down_is_exit_1_and_the_letters_wait(invoke, oauth_smtp,
     sent = invoke("send", "protest", "--yes", "--rate", "0", *REAL_SIGNER)
     assert sent.exit_code == 1, sent.output
     assert "cannot reach" in sent.stderr and "letters stay queued" in sent.stderr and server.count() == 0
+
+
+def test_imap_signs_in_with_a_token_for_reading_mail(invoke, oauth_smtp, endpoint, tmp_path):
+    from letterkit.config import load_config
+    from letterkit.imap import ImapSession
+
+    imap, attempts = start_oauth_imap(lambda t: t in endpoint.live)
+    try:
+        add_outlook(invoke, oauth_smtp("microsoft"), endpoint)
+        from letterkit.config import save_config
+
+        config = load_config()
+        acct = config.accounts["outlook"]
+        config.accounts["outlook"] = replace(
+            acct, imap_host="127.0.0.1", imap_port=imap.server_address[1], imap_security="none"
+        )
+        save_config(config)
+        assert invoke("account", "login", "outlook").exit_code == 0
+        scopes = [r.get("scope", "") for r in endpoint.requests]  # the sign-in asks once, for both:
+        assert any(
+            "SMTP.Send" in s and "https://outlook.office.com/IMAP.AccessAsUser.All" in s for s in scopes
+        )
+        endpoint.stale_next = 1  # the first IMAP token is refused as expired: renewed once
+        session = ImapSession(
+            load_config().accounts["outlook"], lambda: pytest.fail("no password for OAuth2")
+        )
+        steps: list[str] = []
+        session.open(steps)
+        session.close()
+        assert attempts == [("OAUTHBEARER", False), ("OAUTHBEARER", True)]
+        refreshes = [r for r in endpoint.requests if r.get("grant_type") == "refresh_token"]
+        assert refreshes and all("IMAP.AccessAsUser.All" in r["scope"] for r in refreshes)
+        assert f"IMAP login as {USERNAME}" in steps
+    finally:
+        imap.shutdown()
+        imap.server_close()
