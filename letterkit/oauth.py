@@ -61,12 +61,11 @@ def provider_of(account: Account) -> str:
     """``microsoft`` or ``google``: the account's ``oauth_provider``, else guessed from its host."""
     if account.oauth_provider:
         return account.oauth_provider
-    host = account.host.lower()
-    if host.endswith(("gmail.com", "googlemail.com", "google.com")):
+    labels = account.host.lower().rstrip(".").split(".")
+    domain = ".".join(labels[-2:])  # smtp.gmail.com -> gmail.com
+    if domain in ("gmail.com", "googlemail.com", "google.com"):
         return "google"
-    if host.endswith(("outlook.com", "office365.com", "office.com", "hotmail.com", "live.com")):
-        return "microsoft"
-    return ""
+    return "microsoft" if domain in ("outlook.com", "office365.com", "hotmail.com", "live.com") else ""
 
 
 def check_account(account: Account) -> Account:

@@ -124,6 +124,13 @@ def test_sasl_initial_responses_match_the_specifications():
     )
     assert oauth.token_rejected("535 5.7.3 Authentication unsuccessful [X.PROD.OUTLOOK.COM]", {})
     assert not oauth.token_rejected("535 5.7.139 Authentication unsuccessful, SmtpClientAuthentication", {})
+    from letterkit.config import Account
+
+    guess = {
+        h: oauth.provider_of(Account("a", h))
+        for h in ("smtp.gmail.com", "smtp.office365.com", "notgmail.com")
+    }
+    assert guess == {"smtp.gmail.com": "google", "smtp.office365.com": "microsoft", "notgmail.com": ""}
 
 
 def test_presets_offer_oauth2_and_outlook_defaults_to_it(invoke):
