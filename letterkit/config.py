@@ -28,6 +28,8 @@ APP = "letterkit"
 SECURITY_MODES = ("starttls", "tls", "none")
 DEFAULT_PORTS = {"starttls": 587, "tls": 465, "none": 25}
 DEFAULT_RATE = 20  # letters per minute: cautious enough for any personal account
+AUTH_KEYS = ("token_command", "oauth_provider", "oauth_client_id", "oauth_authority", "oauth_auth_uri",
+             "oauth_token_uri")  # fmt: skip
 
 
 def config_dir() -> Path:
@@ -124,6 +126,13 @@ class Account:
     imap_security: str = "tls"
     sent_folder: str = ""  # "" finds it: \\Sent (RFC 6154), then the usual names
     save_sent: bool = True  # False where the provider files a copy itself (Gmail, Outlook)
+    auth: str = "password"  # or "oauth2": see letterkit.oauth
+    token_command: str = ""  # oauth2: a program printing an access token
+    oauth_provider: str = ""  # oauth2 sign-in: "microsoft" or "google"
+    oauth_client_id: str = ""  # the user's own registered app
+    oauth_authority: str = ""  # Microsoft: default https://login.microsoftonline.com/common
+    oauth_auth_uri: str = ""  # Google: default https://accounts.google.com/o/oauth2/auth
+    oauth_token_uri: str = ""  # Google: default https://oauth2.googleapis.com/token
 
     def validated(self) -> Account:
         check_slug(self.name, "account name")
@@ -152,7 +161,9 @@ class Account:
             from .mailbox import check_imap
 
             check_imap(self)
-        return self
+        from .oauth import check_account
+
+        return check_account(self)
 
     def as_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -174,6 +185,11 @@ class Account:
             data.update({"sent_folder": self.sent_folder} if self.sent_folder else {})
         if not self.save_sent:
             data["save_sent"] = False
+        if self.auth != "password":
+            data["auth"] = self.auth
+        for key in AUTH_KEYS:
+            if getattr(self, key):
+                data[key] = getattr(self, key)
         return data
 
 
@@ -301,6 +317,7 @@ def _account(name: str, table: Any, where: str) -> Account:
         password_command=_str(table, "password_command", where),
         timeout=_number(table, "timeout", 30.0, where, low=1, high=600),
         **_imap_fields(table, where),
+        **_auth_fields(table, where),
     )
 
 
@@ -320,6 +337,15 @@ def _imap_fields(table: dict[str, Any], where: str) -> dict[str, Any]:
         "sent_folder": _str(table, "sent_folder", where),
         "save_sent": save,
     }
+
+
+def _auth_fields(table: dict[str, Any], where: str) -> dict[str, Any]:
+    """The sign-in keys (see :mod:`letterkit.oauth`); an unknown ``auth`` is an error, never a
+    silent fallback to a password."""
+    auth = _str(table, "auth", where) or "password"
+    if auth not in ("password", "oauth2"):
+        raise ConfigError(f"{where}: auth = {auth!r} is not one of password, oauth2")
+    return {"auth": auth, **{key: _str(table, key, where) for key in AUTH_KEYS}}
 
 
 def config_from_dict(raw: dict[str, Any], path: Path) -> Config:

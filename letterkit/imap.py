@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
     from .config import Account
+    from .oauth import SaslClient
 
 IMAP_PORTS = {"starttls": 143, "tls": 993, "none": 143}
 FETCH_LIMIT = 512 * 1024  # bytes of a message read to classify it (a DSN's report comes first)
@@ -396,10 +397,12 @@ class ImapSession:
 def _login(imap: imaplib.IMAP4, account: Account, password_provider: Callable[[], str]) -> None:
     """Log in with the account's password (LOGIN, or AUTHENTICATE PLAIN for a UTF-8 one).
 
-    The one place IMAP authenticates: an OAuth2 (XOAUTH2) login belongs here too.
+    The one place IMAP authenticates: OAuth2 accounts go to :func:`_login_oauth`.
     """
     import imaplib
 
+    if account.auth == "oauth2":
+        return _login_oauth(imap, account)
     user = account.username or account.from_addr
     if "LOGINDISABLED" in imap.capabilities:
         raise ImapError(f"{imap_where(account)}: the server does not allow login on this connection")
@@ -425,3 +428,46 @@ def _login(imap: imaplib.IMAP4, account: Account, password_provider: Callable[[]
         ) from None
     finally:
         del password
+
+
+def _login_oauth(imap: imaplib.IMAP4, account: Account) -> None:
+    """AUTHENTICATE OAUTHBEARER (else XOAUTH2) with a token for IMAP (see :mod:`letterkit.oauth`);
+    a token the server's error challenge calls expired or invalid is renewed once."""
+    import imaplib
+
+    from . import oauth
+
+    where = imap_where(account)
+    offered = " ".join(c.removeprefix("AUTH=") for c in imap.capabilities if c.startswith("AUTH="))
+    mechanism = oauth.choose_mechanism(offered)
+    if not mechanism:
+        raise ImapError(f"{where}: the server offers no OAuth2 sign-in (AUTH=OAUTHBEARER, AUTH=XOAUTH2)")
+    tokens = oauth.TokenSource(account, imap=True)
+    for renewed in (False, True):
+        token = tokens.get(renew=renewed)
+        client = oauth.SaslClient(
+            mechanism, account.username, token.value, account.imap_host, account.imap_port
+        )
+        try:
+            imap.authenticate(mechanism, _answers(client))
+            return
+        except imaplib.IMAP4.abort:
+            raise ImapUnreachable(f"{where}: the server dropped the connection during login") from None
+        except imaplib.IMAP4.error as exc:
+            if renewed or not oauth.token_rejected(str(exc), client.error):
+                raise ImapError(
+                    f"{where}: {mechanism} sign-in refused for {account.username} (IMAP: {exc})",
+                    hint=f"check the app may read mail (scope {oauth.scopes(account, imap=True)[-1]}), then "
+                    f"run `letterkit account login {account.name}` again",
+                ) from None
+
+
+def _answers(client: SaslClient) -> Callable[[bytes], bytes]:
+    """imaplib's authobject: the first "+" asks for the initial response, a second is an error."""
+    asked: list[bytes] = []
+
+    def answer(challenge: bytes) -> bytes:
+        asked.append(challenge)
+        return client(None if len(asked) == 1 else challenge).encode("ascii")
+
+    return answer

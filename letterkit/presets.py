@@ -9,9 +9,12 @@ from __future__ import annotations
 from typing import Any
 
 PRESETS: dict[str, dict[str, Any]] = {
-    "gmail": {"host": "smtp.gmail.com", "port": 587, "security": "starttls",
-              "note": "Gmail needs an app password (Google account → Security → App passwords)"},
-    "outlook": {"host": "smtp-mail.outlook.com", "port": 587, "security": "starttls"},
+    "gmail": {"host": "smtp.gmail.com", "port": 587, "security": "starttls", "oauth_provider": "google",
+              "note": "Gmail needs an app password (Google account → Security → App passwords), "
+                      "or --auth oauth2 and: letterkit account login NAME"},
+    "outlook": {"host": "smtp-mail.outlook.com", "port": 587, "security": "starttls", "auth": "oauth2",
+                "oauth_provider": "microsoft",
+                "note": "Outlook.com takes no passwords: sign in with letterkit account login NAME"},
     "yahoo": {"host": "smtp.mail.yahoo.com", "port": 465, "security": "tls",
               "note": "Yahoo needs an app password"},
     "fastmail": {"host": "smtp.fastmail.com", "port": 465, "security": "tls",
@@ -20,6 +23,10 @@ PRESETS: dict[str, dict[str, Any]] = {
     "mailbox.org": {"host": "smtp.mailbox.org", "port": 465, "security": "tls"},
     "riseup": {"host": "mail.riseup.net", "port": 587, "security": "starttls"},
     "disroot": {"host": "disroot.org", "port": 587, "security": "starttls"},
+    "office365": {"host": "smtp.office365.com", "port": 587, "security": "starttls",
+                  "oauth_provider": "microsoft",
+                  "note": "Microsoft 365 is retiring passwords for SMTP: prefer --auth oauth2 and "
+                          "letterkit account login NAME"},
 }  # fmt: skip
 
 IMAP_PRESETS: dict[str, dict[str, Any]] = {

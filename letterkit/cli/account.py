@@ -30,19 +30,21 @@ account_app = LetterkitTyper(
 app.add_typer(account_app, name="account")
 
 
-def _read_password_stdin() -> str:
+def _read_password_stdin(
+    prompt: str = "Password (stored in the OS keyring): ", option: str = "--password-stdin"
+) -> str:
     """One line from standard input (typed hidden when stdin is a terminal)."""
     from ..errors import CredentialError
 
     if sys.stdin.isatty():
         import getpass
 
-        line = getpass.getpass("Password (stored in the OS keyring): ")
+        line = getpass.getpass(prompt)
     else:
         line = sys.stdin.readline()
     password = line.rstrip("\r\n")
     if not password:
-        raise CredentialError("--password-stdin: no password on standard input; nothing was saved")
+        raise CredentialError(f"{option}: no {option[2:-6]} on standard input; nothing was saved")
     return password
 
 
@@ -129,9 +131,43 @@ def account_add(
     replace: Annotated[
         bool, typer.Option("--replace", help="Replace an account of that name (e.g. a new password).")
     ] = False,
+    auth: Annotated[
+        str | None,
+        typer.Option(
+            "--auth", metavar="password|oauth2", help="Sign in with a password or OAuth2 (outlook: oauth2)."
+        ),
+    ] = None,
+    token_command: Annotated[
+        str | None,
+        typer.Option("--token-command", metavar="CMD", help="OAuth2: command printing an access token."),
+    ] = None,
+    oauth_provider: Annotated[
+        str | None,
+        typer.Option("--oauth-provider", metavar="microsoft|google", help="OAuth2: whose sign-in."),
+    ] = None,
+    client_id: Annotated[
+        str | None,
+        typer.Option("--client-id", metavar="ID", help="OAuth2: the client id of your registered app."),
+    ] = None,
+    oauth_authority: Annotated[
+        str | None,
+        typer.Option(
+            "--oauth-authority", metavar="URL", help="Microsoft sign-in authority (default common)."
+        ),
+    ] = None,
+    oauth_auth_uri: Annotated[
+        str | None, typer.Option("--oauth-auth-uri", metavar="URL", help="Google sign-in page address.")
+    ] = None,
+    oauth_token_uri: Annotated[
+        str | None, typer.Option("--oauth-token-uri", metavar="URL", help="Google token address.")
+    ] = None,
     campaign_dir: CampaignOpt = None,
 ) -> None:
-    """Add your SMTP account (the password goes to the OS keyring, never to a file)."""
+    """Add your SMTP account (the password goes to the OS keyring, never to a file).
+
+    Outlook.com, Microsoft 365 and Gmail accounts can sign in with OAuth2 instead
+    (--auth oauth2): then run letterkit account login NAME, or give --token-command.
+    """
     from ..errors import InvalidValue
     from ..service import AccountOptions, account_from_options, add_account
 
@@ -157,11 +193,20 @@ def account_add(
                 "sent_folder": sent_folder,
                 "save_sent": save_sent,
             },
+            auth=auth,
+            token_command=token_command,
+            oauth_provider=oauth_provider,
+            oauth_client_id=client_id,
+            oauth_authority=oauth_authority,
+            oauth_auth_uri=oauth_auth_uri,
+            oauth_token_uri=oauth_token_uri,
         )
     )
     config = _output.load_config()
     if password_stdin and not acct.username:
         raise InvalidValue("--password-stdin with --no-login: there is no login to use it for")
+    if acct.auth == "oauth2" and (password_stdin or password_command):
+        raise InvalidValue("an OAuth2 account has no password", hint="give --auth password, or no password")
     password = _read_password_stdin() if password_stdin else None
     path, stored = add_account(config, acct, password=password, default=default, replace=replace)
     _output.info(
@@ -200,6 +245,7 @@ def account_list(as_json: JsonOpt = False, campaign_dir: CampaignOpt = None) -> 
     from ..config import config_path
     from ..credentials import password_source
     from ..errors import ConfigError
+    from ..oauth import token_status
 
     config = _output.load_config()
     try:
@@ -215,6 +261,8 @@ def account_list(as_json: JsonOpt = False, campaign_dir: CampaignOpt = None) -> 
                 **acct.as_dict(),
                 "default": acct.name == default,
                 "password": password_source(acct) if acct.username else "none",
+                "auth": acct.auth,
+                **({"password": token_status(acct)} if acct.auth == "oauth2" else {}),
             }
         )
     if as_json:
@@ -226,10 +274,10 @@ def account_list(as_json: JsonOpt = False, campaign_dir: CampaignOpt = None) -> 
     if not items:
         _output.info(f"No mail account yet. Add yours with: {ADD_ACCOUNT_HINT}")
         return
-    headers = ["name", "host", "port", "security", "username", "from", "password", "default"]
+    headers = ["name", "host", "port", "security", "username", "from", "password", "default", "auth"]
     cells = [
         [i["name"], i["host"], str(i["port"]), i["security"], i["username"], i["from"], i["password"],
-         "yes" if i["default"] else ""]
+         "yes" if i["default"] else "", i["auth"]]
         for i in items
     ]  # fmt: skip
     if not _output.stdout_is_terminal():
@@ -306,6 +354,7 @@ def account_remove(
     from ..config import save_config
     from ..credentials import delete_password
     from ..errors import ConfigError, CredentialError
+    from ..oauth import forget
 
     config = _output.load_config()
     if name not in config.accounts:
@@ -316,8 +365,52 @@ def account_remove(
         config.default_account = ""
     save_config(config)
     try:
-        had = delete_password(name)
+        had = delete_password(name) | forget(name)
     except CredentialError as exc:
         _output.warn(f"could not reach the keyring to delete the password: {exc}")
         had = False
     _output.info(f"Account {_esc(name)} removed" + (" with its password from the keyring." if had else "."))
+
+
+@account_app.command(
+    "login",
+    short_help="Sign in with Microsoft or Google (OAuth2).",
+    epilog=examples(
+        "letterkit account login outlook --client-id 00000000-0000-0000-0000-000000000000",
+        "letterkit account login gmail --client-id ID.apps.googleusercontent.com --client-secret-stdin",
+    ),
+)
+def account_login(
+    name: Annotated[str, typer.Argument(metavar="NAME", help="Account name.")],
+    client_id: Annotated[
+        str | None,
+        typer.Option("--client-id", metavar="ID", help="The client id of your registered app (kept)."),
+    ] = None,
+    client_secret_stdin: Annotated[
+        bool,
+        typer.Option("--client-secret-stdin", help="Read the app's client secret (Google) into the keyring."),
+    ] = False,
+    campaign_dir: CampaignOpt = None,
+) -> None:
+    """Sign in to an OAuth2 account with your own registered app; the refresh token goes to
+    the OS keyring, never to a file.
+
+    Microsoft: open the page shown and type the code.  Google: a browser opens (or open
+    the address shown); the answer comes back to letterkit on 127.0.0.1.  Run it again
+    whenever letterkit says the sign-in has expired.
+    """
+    from ..service import login_account
+
+    secret = None
+    if client_secret_stdin:
+        secret = _read_password_stdin("Client secret (kept in the OS keyring): ", "--client-secret-stdin")
+    acct, token = login_account(
+        _output.load_config(),
+        name,
+        client_id=client_id,
+        client_secret=secret,
+        show=lambda t: _output.info(_esc(t)),
+    )
+    _output.info(f"Signed in: {_esc(token.describe())}; the refresh token is in the OS keyring.")
+    _output.info(f"Check it with: letterkit account test {_esc(acct.name)}")
+    _hint_waiting()
