@@ -240,17 +240,9 @@ class ImapSession:
         note("capability IMAP4rev1")
 
     def _context(self) -> Any:
-        import ssl
+        from .fileutil import tls_context
 
-        try:
-            ctx = ssl.create_default_context(cafile=self.account.ca_file or None)
-        except (OSError, ssl.SSLError) as exc:
-            raise ImapError(
-                f"account {self.account.name!r}: cannot load CA file {self.account.ca_file}: {exc}"
-            ) from None
-        ctx.check_hostname = True
-        ctx.verify_mode = ssl.CERT_REQUIRED
-        return ctx
+        return tls_context(self.account.ca_file, self.account.name, ImapError)
 
     def _error(self, exc: BaseException, step: str) -> ImapError:
         """A one-line error with host:port and a fix for a socket, TLS or protocol failure."""

@@ -220,19 +220,9 @@ class SmtpTransport:
     # --- connection ------------------------------------------------------------------
 
     def _context(self) -> Any:
-        import ssl
+        from .fileutil import tls_context
 
-        try:
-            ctx = ssl.create_default_context(cafile=self.account.ca_file or None)
-        except (OSError, ssl.SSLError) as exc:
-            raise TransportError(
-                f"account {self.account.name!r}: cannot load CA file {self.account.ca_file}: "
-                f"{getattr(exc, 'strerror', None) or exc}",
-                hint="pass a PEM file with the CA certificate to --ca-file",
-            ) from None
-        ctx.check_hostname = True
-        ctx.verify_mode = ssl.CERT_REQUIRED
-        return ctx
+        return tls_context(self.account.ca_file, self.account.name, TransportError)
 
     def _map_os_error(self, exc: BaseException, step: str) -> TransportError:
         """Turn a socket/TLS exception into a TransportError with host:port and a fix."""
