@@ -24,6 +24,8 @@ if TYPE_CHECKING:
 
     from tomlkit import TOMLDocument
 
+    from . import schema
+
 APP = "letterkit"
 SECURITY_MODES = ("starttls", "tls", "none")
 DEFAULT_PORTS = {"starttls": 587, "tls": 465, "none": 25}
@@ -228,13 +230,6 @@ class Config:
         return self.accounts[name]
 
 
-def _str(table: dict[str, Any], key: str, where: str) -> str:
-    value = table.get(key, "")
-    if not isinstance(value, str):
-        raise ConfigError(f"{where}: {key} must be a string, not {type(value).__name__}")
-    return value
-
-
 def load_config(path: Path | None = None) -> Config:
     """Read config.toml; a missing file is an empty configuration."""
     path = path or config_path()
@@ -251,142 +246,89 @@ def load_config(path: Path | None = None) -> Config:
         ) from None
     except OSError as exc:
         raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
-    try:
-        return config_from_dict(raw, path)
-    except ConfigError as exc:
-        raise _with_line(exc, path) from None
+    return config_from_dict(raw, path)
 
 
-def _with_line(exc: ConfigError, path: Path) -> ConfigError:
-    """The error with the line of config.toml it is about, when it names a key there."""
-    import re
+def _signer_specs() -> dict[str, schema.Spec]:
+    from . import schema
 
-    from .fileutil import toml_line
-
-    found = re.match(rf"{re.escape(str(path))}(?: \[([^\]]+)\])?: \[?([a-z_]+)\]?", exc.message)
-    if not found:
-        return exc
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError):
-        return exc
-    table, key = found.group(1) or "", found.group(2)
-    line = toml_line(text, table, key) or (toml_line(text, key, "") if not table else None)
-    if line is None and not table:
-        line = toml_line(text, "", key)
-    if line is None:
-        return exc
-    message = exc.message.replace(str(path), f"{path}:{line}", 1)
-    return ConfigError(message, hint=exc.hint)
+    specs = {key: schema.text() for key in Signer.SIGNER_FIELDS if key != "address"}
+    specs["address"] = schema.lines(split_text=True, example='address = ["Street 1", "City"]')
+    return specs
 
 
-def _table(raw: dict[str, Any], key: str, where: str) -> dict[str, Any]:
-    value = raw.get(key, {})
-    if not isinstance(value, dict):
-        raise ConfigError(f"{where}: [{key}] must be a table, not {type(value).__name__}")
-    return value
+def _account_specs() -> dict[str, schema.Spec]:
+    """An account's keys in config.toml: an unknown ``security`` or ``auth`` is an error,
+    never a connection without TLS or a silent fallback to a password."""
+    from . import schema
+
+    specs = {
+        "host": schema.text(),
+        "port": schema.number(0, low=1, high=65535, whole=True),  # 0 (missing): the security's port
+        "security": schema.choice(SECURITY_MODES, "starttls"),
+        "username": schema.text(),
+        "from": schema.text(),
+        "ca_file": schema.text(),
+        "password_command": schema.text(),
+        "timeout": schema.number(30.0, low=1, high=600),
+        "imap_host": schema.text(),
+        "imap_port": schema.number(0, low=0, high=65535, whole=True),  # 0: 993 for tls, 143 for starttls
+        "imap_security": schema.choice(SECURITY_MODES, "tls"),
+        "sent_folder": schema.text(),
+        "save_sent": schema.flag(True),
+        "auth": schema.choice(("password", "oauth2"), "password"),
+    }
+    specs.update({key: schema.text() for key in AUTH_KEYS})
+    return specs
 
 
-def _number(table: dict[str, Any], key: str, default: float, where: str, *, low: float, high: float) -> float:
-    """A number in [low, high] (never a boolean, never NaN or infinite)."""
-    value = table.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
-        raise ConfigError(f"{where}: {key} = {value!r} must be a number from {low:g} to {high:g}")
-    return float(value)
+def _defaults_specs() -> dict[str, schema.Spec]:
+    from . import schema
 
-
-def _account(name: str, table: Any, where: str) -> Account:
-    """An account as config.toml has it: types, the security word and ranges checked here
-    (an unknown security is an error, never a connection without TLS)."""
-    if not isinstance(table, dict):
-        raise ConfigError(f"{where} must be a table")
-    security = _str(table, "security", where) or "starttls"
-    if security not in SECURITY_MODES:
-        raise ConfigError(f"{where}: security = {security!r} is not one of {', '.join(SECURITY_MODES)}")
-    port = _number(table, "port", DEFAULT_PORTS[security], where, low=1, high=65535)
-    if port != int(port):
-        raise ConfigError(f"{where}: port = {port!r} must be a whole number")
-    return Account(
-        name=name,
-        host=_str(table, "host", where),
-        port=int(port),
-        security=security,
-        username=_str(table, "username", where),
-        from_addr=_str(table, "from", where),
-        ca_file=_str(table, "ca_file", where),
-        password_command=_str(table, "password_command", where),
-        timeout=_number(table, "timeout", 30.0, where, low=1, high=600),
-        **_imap_fields(table, where),
-        **_auth_fields(table, where),
-    )
-
-
-def _imap_fields(table: dict[str, Any], where: str) -> dict[str, Any]:
-    """The IMAP settings of an account (all optional: without them, no IMAP at all)."""
-    security = _str(table, "imap_security", where) or "tls"
-    if security not in SECURITY_MODES:
-        raise ConfigError(f"{where}: imap_security = {security!r} is not one of {', '.join(SECURITY_MODES)}")
-    port = _number(table, "imap_port", 0, where, low=0, high=65535)
-    save = table.get("save_sent", True)
-    if not isinstance(save, bool):
-        raise ConfigError(f"{where}: save_sent must be true or false")
     return {
-        "imap_host": _str(table, "imap_host", where),
-        "imap_port": int(port),
-        "imap_security": security,
-        "sent_folder": _str(table, "sent_folder", where),
-        "save_sent": save,
+        "account": schema.text(),
+        "rate": schema.custom(_config_rate, DEFAULT_RATE, hint='write e.g. rate = "20/min", "600/hour" or 0'),
     }
 
 
-def _auth_fields(table: dict[str, Any], where: str) -> dict[str, Any]:
-    """The sign-in keys (see :mod:`letterkit.oauth`); an unknown ``auth`` is an error, never a
-    silent fallback to a password."""
-    auth = _str(table, "auth", where) or "password"
-    if auth not in ("password", "oauth2"):
-        raise ConfigError(f"{where}: auth = {auth!r} is not one of password, oauth2")
-    return {"auth": auth, **{key: _str(table, key, where) for key in AUTH_KEYS}}
+def _config_rate(value: Any) -> float:
+    """``[defaults] rate``: a number (letters a minute) or a text :func:`parse_rate` reads."""
+    from .schema import Invalid
+
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise Invalid("is not a rate")
+    try:
+        rate = parse_rate(value, DEFAULT_RATE) if isinstance(value, str) else float(value)
+    except InvalidValue:
+        raise Invalid("is not a rate") from None
+    if not 0 <= rate < float("inf"):
+        raise Invalid("is not a rate")
+    return rate
 
 
 def config_from_dict(raw: dict[str, Any], path: Path) -> Config:
-    """The configuration a parsed config.toml describes (``path`` names it in errors)."""
-    signer_raw = _table(raw, "signer", str(path))
-    address = signer_raw.get("address", [])
-    if isinstance(address, str):
-        address = address.splitlines()
-    if not isinstance(address, list) or not all(isinstance(x, str) for x in address):
-        raise ConfigError(f"{path} [signer]: address must be a list of lines (strings)")
-    where = f"{path} [signer]"
-    signer = Signer(
-        name=_str(signer_raw, "name", where),
-        email=_str(signer_raw, "email", where),
-        city=_str(signer_raw, "city", where),
-        country=_str(signer_raw, "country", where),
-        organisation=_str(signer_raw, "organisation", where),
-        address=tuple(address),
+    """The configuration a parsed config.toml describes, every value checked through one
+    schema (:mod:`letterkit.schema`); errors name ``path``, the line, the table and the key."""
+    from . import schema
+
+    source = schema.Source(path, ConfigError)
+    schema.check(
+        source, raw, {name: schema.custom(lambda v: v, {}) for name in ("signer", "account", "defaults")}
     )
-    accounts = {
-        name: _account(name, table, f"{path} [account.{name}]")
-        for name, table in _table(raw, "account", str(path)).items()
-    }
-    defaults = _table(raw, "defaults", str(path))
-    value = defaults.get("rate", DEFAULT_RATE)
-    try:
-        if isinstance(value, bool) or not isinstance(value, int | float | str):
-            raise InvalidValue("not a rate")
-        rate = parse_rate(value, DEFAULT_RATE) if isinstance(value, str) else float(value)
-        if not 0 <= rate < float("inf"):
-            raise InvalidValue("not a rate")
-    except InvalidValue:
-        raise ConfigError(
-            f"{path} [defaults]: rate = {value!r} is not a rate",
-            hint='write e.g. rate = "20/min", "600/hour" or 0',
-        ) from None
+    signer = schema.check(source, source.table(raw, "signer"), _signer_specs(), section="signer")
+    accounts = {}
+    for name, table in source.table(raw, "account").items():
+        section = f"account.{name}"
+        values = schema.check(source, source.as_table(table, section), _account_specs(), section=section)
+        values["from_addr"] = values.pop("from")
+        values["port"] = values["port"] or DEFAULT_PORTS[values["security"]]
+        accounts[name] = Account(name=name, **values)
+    defaults = schema.check(source, source.table(raw, "defaults"), _defaults_specs(), section="defaults")
     return Config(
-        signer=signer,
+        signer=Signer(**signer),
         accounts=accounts,
-        default_account=str(defaults.get("account", "")),
-        rate=rate,
+        default_account=defaults["account"],
+        rate=defaults["rate"],
         path=path,
     )
 

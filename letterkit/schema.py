@@ -57,10 +57,10 @@ def choice(options: Iterable[str], default: str) -> Spec:
 
     def convert(value: Any) -> str:
         if not isinstance(value, str) or value not in words:
-            raise Invalid(f"must be one of {', '.join(words)}")
+            raise Invalid(f"is not one of {', '.join(words)}")
         return value
 
-    return Spec(convert, default, hint=f"use one of: {', '.join(words)}")
+    return Spec(convert, default, hint="check the spelling")
 
 
 def flag(default: bool = False) -> Spec:
@@ -171,6 +171,10 @@ class Source:
         value: Any = raw
         for part in section.split("."):
             value = value.get(part, {}) if isinstance(value, dict) else None
+        return self.as_table(value, section)
+
+    def as_table(self, value: Any, section: str) -> dict[str, Any]:
+        """``value``, the table ``[section]``: it must be one."""
         if not isinstance(value, dict):
             raise self.fail("", section.rpartition(".")[2], f"[{section}] must be a table")
         return value

@@ -12,11 +12,20 @@ ACCOUNT = '[account.main]\nhost = "127.0.0.1"\nfrom = "me@home.internal"\n'
     ("text", "says"),
     [
         (ACCOUNT + 'security = "startls"\n', "security = 'startls' is not one of starttls, tls, none"),
-        (ACCOUNT + "port = true\n", "port = True must be a number"),
-        (ACCOUNT + "port = 0\n", "port = 0 must be a number from 1 to 65535"),
+        (ACCOUNT + "port = true\n", "port = True must be a whole number"),
+        (ACCOUNT + "port = 0\n", "port = 0 must be a whole number from 1 to 65535"),
+        (ACCOUNT + "port = 587.5\n", "port = 587.5 must be a whole number"),
         (ACCOUNT + "timeout = nan\n", "timeout = nan must be a number"),
         (ACCOUNT + "timeout = -1\n", "timeout = -1 must be a number"),
-        ("[signer]\naddress = 5\n", "address must be a list of lines"),
+        ("[signer]\naddress = 5\n", "address = 5 must be a list of strings"),
+        ("[signer]\nname = 5\n", "name = 5 must be text in quotes, not a number"),
+        (ACCOUNT + 'securty = "tls"\n', "[account.main]: unknown key 'securty'"),
+        (ACCOUNT + 'imap_security = "startls"\n', "imap_security = 'startls' is not one of"),
+        (ACCOUNT + 'auth = "oauth"\n', "auth = 'oauth' is not one of password, oauth2"),
+        (ACCOUNT + 'save_sent = "yes"\n', "save_sent = 'yes' must be true or false"),
+        (ACCOUNT + "imap_port = 1e9\n", "imap_port = 1000000000.0 must be a whole number from 0 to 65535"),
+        ('[default]\naccount = "main"\n', "unknown key 'default'"),
+        ("[defaults]\naccount = 5\n", "account = 5 must be text"),
         ("account = 5\n", "[account] must be a table"),
         ("defaults = 5\n", "[defaults] must be a table"),
         ("signer = 5\n", "[signer] must be a table"),
@@ -30,6 +39,15 @@ def test_a_wrong_config_value_is_exit_2_naming_file_and_key(invoke, tmp_path, te
     assert result.exit_code == 2, result.output
     assert "config.toml" in result.stderr and says in result.stderr
     assert "Traceback" not in result.output
+
+
+def test_a_config_error_names_the_line_of_an_account_key(invoke, tmp_path):
+    config = tmp_path / "config" / "letterkit" / "config.toml"
+    config.parent.mkdir(parents=True)
+    config.write_text("# mine\n\n" + ACCOUNT + "timeout = 0\n", encoding="utf-8")
+    result = invoke("account", "list")
+    assert result.exit_code == 2
+    assert f"{config}:6 [account.main]: timeout = 0 must be a number from 1 to 600" in result.stderr
 
 
 def test_a_binary_config_is_a_one_line_error(invoke, tmp_path):
