@@ -110,6 +110,9 @@ def test_endless_files_are_read_no_further_than_a_limit(invoke, option):
         ("prisoners = [", "prisoners = 5\nold_prisoners = [", "prisoners = 5 must be a list"),
         ("events = [", "events = 5\nold_events = [", "events = 5 must be a list"),
         ("require_note = false", 'require_note = "no"', "require_note = 'no' must be true or false"),
+        ("require_note = false", "require_note = false\nact_before = 5", "act_before = 5 must be a date"),
+        ('title = "Dolinka', 'title = ["Dolinka"]\nold_title = "Dolinka', "title = ['Dolinka'] must be text"),
+        ("[translations.ru]\n", '[translations.ru]\nrequire_note = "x"\n', "[translations.ru]: require_note"),
     ],
 )
 def test_campaign_values_have_the_types_templates_rely_on(invoke, campaign_copy, old, new, says):
