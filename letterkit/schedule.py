@@ -109,10 +109,8 @@ class Quota:
         """When ``n`` more recipients may go (``now`` if they may now)."""
         if not self.per_day:
             return now
-        while self._sent and self._sent[0][0] <= now - DAY - DAY:  # long gone: forget
-            self._sent.popleft()
         n = min(n, self.per_day)  # a letter to more than the quota goes alone
-        live = [(t, k) for t, k in self._sent if t > now - DAY]
+        live = sorted((t, k) for t, k in self._sent if t > now - DAY)
         used = sum(k for _t, k in live)
         for t, k in live:
             if used + n <= self.per_day:
@@ -190,18 +188,19 @@ def due(row: Row, now: dt.datetime, schedule: Schedule, quota: Quota) -> Due:
     return Due(at, why)
 
 
-def plan(
-    rows: Iterable[Row], now: dt.datetime, schedule: Schedule, quota: Quota
-) -> Iterable[tuple[Row, Due]]:
-    """Each queued letter with when it is due, as a run would send them (the quota is spent
-    letter by letter in queue order; a failed letter waits for ``--retry-failed``)."""
-    for row in rows:
-        if row.status != "queued":
-            yield row, Due(now, "")
-            continue
-        when = due(row, now, schedule, quota)
-        quota.take(when.at, len(row.rcpt))
-        yield row, when
+def plan(rows: Iterable[Row], now: dt.datetime, schedule: Schedule, quota: Quota) -> list[tuple[Row, Due]]:
+    """Each letter in the outbox with when it is due, as runs would send them: the quota is
+    spent in the order the letters become due otherwise (back-off, window), then queue
+    order.  A failed letter waits for ``--retry-failed``: due "now", with no reason."""
+    listed = list(rows)
+    queued = [r for r in listed if r.status == "queued"]
+    free = Quota(0)
+    first = {r.id: due(r, now, schedule, free).at for r in queued}
+    dues: dict[int, Due] = {}
+    for row in sorted(queued, key=lambda r: (first[r.id], r.id)):
+        dues[row.id] = due(row, now, schedule, quota)
+        quota.take(dues[row.id].at, len(row.rcpt))
+    return [(row, dues.get(row.id, Due(now))) for row in listed]
 
 
 def text(when: Due, now: dt.datetime) -> str:
