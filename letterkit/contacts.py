@@ -261,12 +261,16 @@ def _timezone(name: str, where: str) -> str:
     """A contact's ``timezone``: an IANA name zoneinfo knows (checked only when given)."""
     if not name:
         return ""
-    from .schedule import zone
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
     try:
-        zone(name, f"{where}: timezone")
-    except LetterkitError as exc:
-        raise ContactError(exc.message, hint=exc.hint) from None
+        if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_+-]*(?:/[A-Za-z0-9_+-]+)*", name):
+            raise ValueError(name)
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ContactError(
+            f"{where}: timezone {name!r} is not a time zone", hint="use an IANA name such as Europe/Vienna"
+        ) from None
     return name
 
 

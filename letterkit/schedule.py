@@ -15,7 +15,6 @@ that are due now, and ``letterkit outbox`` shows the others with their time.
 from __future__ import annotations
 
 import datetime as dt
-import random
 import re
 from collections import deque
 from dataclasses import dataclass
@@ -35,9 +34,13 @@ JITTER = 0.25  # a back-off is up to a quarter longer, so deferred letters don't
 WEEKDAYS = range(5)  # Monday to Friday
 
 
-def backoff(attempts: int, base: float, rng: Callable[[], float] = random.random) -> float:
+def backoff(attempts: int, base: float, rng: Callable[[], float] | None = None) -> float:
     """Seconds to wait after the ``attempts``-th temporary failure: ``base``, 2×, 4×, ... (at most
-    :data:`BACKOFF_CAP`), plus up to :data:`JITTER` of it at random."""
+    :data:`BACKOFF_CAP`), plus up to :data:`JITTER` of it at random (``rng``: random.random)."""
+    if rng is None:
+        import random
+
+        rng = random.random
     delay: float = min(BACKOFF_CAP, base * 2.0 ** max(0, attempts - 1))
     return delay * (1 + JITTER * rng())
 
