@@ -174,6 +174,11 @@ class Config:
     daily: int = 0  # [defaults] rate = "N/day": recipients in any 24 hours (0: the account's preset)
     window: str = ""  # [defaults] window = "09:00-17:00": send in the recipient's office hours
 
+    @property
+    def limits(self) -> Rate:
+        """The pace and daily quota of ``[defaults] rate``."""
+        return Rate(self.rate, self.daily)
+
     def account(self, name: str | None = None) -> Account | None:
         """The named account, else $LETTERKIT_ACCOUNT, else the default, else the only one.
 

@@ -169,15 +169,14 @@ def deliver(
     """Deliver the queued letters that are due over ``transport``, oldest first (see the
     module docstring); letters deferred meanwhile are tried again when their back-off ends.
 
-    ``batch``: only the letters of one :meth:`Outbox.queue` call (default: every
-    queued letter; they become a new batch).  ``rate``: letters per minute (0: no
-    limit).  ``retry_failed`` also retries letters refused before.  ``schedule``:
-    daily quota, send window and back-off (default: none, and the back-off base
-    of ``$LETTERKIT_RETRY_DELAY``).  ``on_progress(done, total, row)`` is called
-    after each attempt, ``on_wait(seconds)`` before each wait, ``on_note(text)`` when
-    the pace changes.  ``now`` and ``sleep`` are the clock (default: :func:`clock.running`;
-    tests pass a fake one).
-    The transport is opened here if needed and left open (the caller closes it).
+    ``batch``: only the letters of one :meth:`Outbox.queue` call (default: every queued
+    letter; they become a new batch).  ``rate``: letters per minute (0: no limit).
+    ``retry_failed`` also retries letters refused before.  ``schedule``: daily quota, send
+    window, back-off (default: none, the back-off base of ``$LETTERKIT_RETRY_DELAY``).
+    ``on_progress(done, total, row)`` after each attempt, ``on_wait(seconds)`` before each
+    wait, ``on_note(text)`` when the pace changes.  ``now``/``sleep``: the clock (default
+    :func:`clock.running`; tests pass a fake one).  The transport is opened here if
+    needed and left open (the caller closes it).
     """
     import uuid
 

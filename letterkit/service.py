@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .config import DEFAULT_PORTS, Account, parse_rate
+from .config import DEFAULT_PORTS, Account, parse_limits
 from .errors import ConfigError, InvalidValue
 from .presets import ADD_ACCOUNT_HINT, PRESETS
 
@@ -120,12 +120,9 @@ class SendJob:
         """Check everything that can be checked before composing (raises LetterkitError)."""
         require_note(campaign, note, will_edit=will_edit)
         acct = config.account(account)
-        per_minute = rate if isinstance(rate, int | float) else parse_rate(rate, config.rate)
-        schedule = None
-        if acct is not None:
-            text = None if isinstance(rate, int | float) else rate
-            limit, schedule = schedule_for(config, acct, rate=text, window=window)
-            per_minute = rate if isinstance(rate, int | float) else limit
+        text = None if isinstance(rate, int | float) else rate
+        per_minute = rate if isinstance(rate, int | float) else parse_limits(text, config.limits).per_minute
+        schedule = schedule_for(config, acct, rate=text, window=window)[1] if acct is not None else None
         return cls(
             campaign=campaign,
             template=template,
@@ -388,12 +385,11 @@ def schedule_for(
     gives one with a safety margin (:func:`letterkit.presets.default_quota`).
     ``window`` (``--window``; default ``[defaults] window``; ``any``: none).
     """
-    from .config import Rate, parse_limits
     from .presets import default_quota
     from .schedule import Schedule, Window
     from .transport import retry_delay
 
-    limits = parse_limits(rate, Rate(config.rate, config.daily))
+    limits = parse_limits(rate, config.limits)
     chosen = config.window if window is None else window
     return limits.per_minute, Schedule(
         per_day=limits.per_day or default_quota(account.host, account.from_addr),

@@ -391,3 +391,30 @@ def test_window_option_is_checked(invoke, make_smtp_server):
     result = invoke("outbox", "flush", "--yes", "--window", "9-5")
     assert result.exit_code == 2 and "HH:MM-HH:MM" in result.stderr
     assert invoke("outbox", "flush", "--yes", "--rate", "ten/day").exit_code == 2
+
+
+def test_a_window_given_to_flush_shows_in_the_outbox_afterwards(invoke, make_smtp_server, tmp_path):
+    queue(tmp_path, 2, timezones={1: "Asia/Tokyo"}).close()
+    server = make_smtp_server()
+    assert invoke(*server.account_args(), "--password-stdin", input=PASSWORD + "\n").exit_code == 0
+    flushed = invoke("outbox", "flush", "--yes", "--window", "09:00-17:00", "--json")
+    assert flushed.exit_code == 0, flushed.output
+    assert [r["recipient"] for r in json.loads(flushed.stdout)["sent"]] == ["kz-2"]
+    (left,) = json.loads(invoke("outbox", "--json").stdout)["letters"]
+    assert (left["recipient"], left["due"], left["waits_for"]) == (
+        "kz-1",
+        "2026-11-27T00:00:00+00:00",
+        "window",
+    )
+
+
+def test_send_takes_a_daily_rate(invoke, make_smtp_server, tmp_path):
+    camp = write_campaign(tmp_path / "camp", missions=3, hand=False)
+    server = make_smtp_server()
+    assert invoke(*server.account_args(), "--password-stdin", input=PASSWORD + "\n").exit_code == 0
+    result = invoke(
+        "--campaign", str(camp), "send", "protest", "--yes", "--cc", "", "--rate", "2/day", *SIGNER
+    )
+    assert result.exit_code == 0, result.output
+    assert server.count() == 2 and "1 letter(s) wait in the outbox" in result.stderr
+    assert "2026-11-27 10:00 (quota)" in result.stderr

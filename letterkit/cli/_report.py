@@ -32,7 +32,9 @@ temporary failure, or a stopped batch: ``reason`` says which).
 
 ``outbox``: ``{"kind": "outbox", "paths", "letters": [ROW]}``;
 ``outbox flush``: ``{"kind": "outbox-flush", "account", "sent", "partial", "failed",
-"queued", "error"}``; ``log``: ``{"kind": "log", "paths", "letters": [ROW]}``;
+"queued", "error", "next_due": ISO|null, "waits_for": "window"|"quota"|"back-off"|"blocked"|null,
+"notes": [str]}``; in ``outbox``, each ROW also has ``due`` (ISO, null: now) and
+``waits_for``; ``log``: ``{"kind": "log", "paths", "letters": [ROW]}``;
 ``log done``: ``{"kind": "log-done", "letter": ROW}``;
 ``account list``: ``{"kind": "accounts", "config", "default", "accounts": [...]}``;
 ``account test``: ``{"kind": "account-test", "account", "ok", "steps", "error"}``.

@@ -91,11 +91,12 @@ def _print_rows(rows: Iterable[Row], title: str, *, when: str, dues: dict[int, s
 
 def _schedule(box: Outbox) -> Iterator[tuple[Row, Due]]:
     """The letters in the outbox with when each is due and why (the default account's quota
-    and ``[defaults] window``, back-offs from the ledger)."""
+    and ``[defaults] window``, back-offs from the ledger, and the window or quota the last
+    run held a letter back for, if that is later: e.g. ``--window`` given to that run)."""
     from .. import clock
     from ..errors import ConfigError
     from ..outbox import IN_OUTBOX
-    from ..schedule import Quota, Schedule, plan, sent_last_day
+    from ..schedule import Due, Quota, Schedule, plan, sent_last_day
     from ..service import schedule_for
 
     config = _output.load_config()
@@ -108,7 +109,11 @@ def _schedule(box: Outbox) -> Iterator[tuple[Row, Due]]:
     if acct is not None:
         schedule = schedule_for(config, acct)[1]
         quota = Quota(schedule.per_day, sent_last_day(box.ledger, acct.name, now))
-    return iter(plan(box.iter_rows(IN_OUTBOX), now, schedule, quota))
+    for row, due in plan(box.iter_rows(IN_OUTBOX), now, schedule, quota):
+        if row.wait_reason in ("window", "quota") and row.next_attempt_at:  # set by the last run
+            last = Due(dt.datetime.fromisoformat(row.next_attempt_at), row.wait_reason)
+            due = last if last.at > due.at else due
+        yield row, due
 
 
 def _show(row_id: int, *, full: bool, as_json: bool) -> None:
@@ -204,10 +209,8 @@ def outbox_flush(
     """Deliver the letters waiting in the outbox through your mail account.
 
     Before asking, each letter is shown as it will leave: signer, From, Reply-To,
-    subject and its first lines (--full: the whole letter).  Only letters that are
-    due are sent: a letter deferred after a temporary failure waits for its
-    back-off, and --rate N/day and --window hold the others back; the run says
-    when the next is due (--wait: keeps going until all are sent).
+    subject and its first lines (--full: the whole letter).  Only letters that are due
+    go (back-off, --rate N/day, --window); it says when the rest are (--wait: goes on).
     """
     from ..errors import ConfigError
     from ..outbox import IN_OUTBOX
