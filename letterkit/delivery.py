@@ -1,7 +1,7 @@
 """Delivery: passes over the queued letters that are due, one SMTP connection for all of them.
 
 For each letter due now (:mod:`letterkit.schedule`: its back-off, send window
-and the daily quota), oldest first: wait for the pace (:mod:`letterkit.pace`),
+and the daily quota), oldest first: wait for the pace (:mod:`letterkit.pacing`),
 set its From for the account and its Date for now (when either changed since it
 was queued), send it, file its copy in ``sent/`` (the mark reconcile goes by),
 record the outcome in the ledger.  Outcomes are committed every
@@ -13,7 +13,7 @@ A temporary failure (4xx, a dropped connection) *defers* that letter: it gets
 its own next-attempt time (exponential back-off with jitter, in the ledger) and
 the pass goes on; when the pass is over, the run sleeps until the next back-off
 ends (if that is soon) and makes another pass.  A reply that means "slow down"
-halves the pace (:mod:`letterkit.replies`); one that means "you sent too much"
+halves the pace (:mod:`letterkit.pacing`); one that means "you sent too much"
 stops the batch, the letters left waiting a day.  A permanent refusal fails
 that letter only.  When the connection cannot be had (server unreachable, TLS
 or login refused), the batch stops (after a few reconnections with back-off in
@@ -32,8 +32,7 @@ from typing import TYPE_CHECKING, Any
 from . import clock
 from .errors import InvalidValue, LetterkitError
 from .ledger import COMMIT_EVERY, IN_OUTBOX
-from .pace import Pace
-from .replies import SendingBlocked, classify
+from .pacing import Pace, SendingBlocked, classify
 from .schedule import Due, Quota, Schedule, backoff, due, sent_last_day
 from .transport import DeliveryResult, ServerUnreachable, is_loopback, retry_delay
 from .validation import check_address

@@ -24,7 +24,7 @@ from letterkit.config import Config, Signer
 from letterkit.delivery import deliver
 from letterkit.letters import compose
 from letterkit.outbox import Outbox
-from letterkit.replies import SendingBlocked, classify
+from letterkit.pacing import SendingBlocked, classify
 from letterkit.schedule import Quota, Schedule, Window, backoff
 from letterkit.service import flush, schedule_for
 from letterkit.transport import SmtpTransport
