@@ -29,6 +29,7 @@ from .validation import SLUG, check_language
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
+    from . import schema
     from .contacts import Contact
 
 _TEMPLATE_RE = re.compile(r"^(?P<name>[a-z0-9][a-z0-9_-]*)(?:\.(?P<lang>[a-z]{2,3}))?\.txt\.j2$")
@@ -259,6 +260,8 @@ class Campaign:
 
 
 def _load_case(path: Path) -> dict[str, Any]:
+    from . import schema
+
     try:
         with path.open("rb") as fh:
             data = tomllib.load(fh)
@@ -272,64 +275,34 @@ def _load_case(path: Path) -> dict[str, Any]:
         raise CampaignError(f"{path}: not a text file (TOML is UTF-8 text)") from None
     except OSError as exc:
         raise CampaignError(f"cannot read {path}: {exc.strerror}") from None
-    translations = data.get("translations", {})
-    if not isinstance(translations, dict) or not all(isinstance(v, dict) for v in translations.values()):
-        raise CampaignError(f"{path}: [translations.LANG] must be tables, e.g. [translations.ru]")
-    try:
-        _check_case(data, path, "")
-        for lang, table in translations.items():
-            _check_case(table, path, f"translations.{lang}.")
-    except CampaignError as exc:
-        raise _with_line(exc, path) from None
-    return data
+    source = schema.Source(path, CampaignError)
+    specs = _case_specs()
+    case = schema.check(source, data, specs, unknown="keep", defaults=False)
+    translations = source.table(data, "translations") if "translations" in data else {}
+    case["translations"] = {
+        lang: schema.check(
+            source, source.table(data, f"translations.{lang}"), specs, section=f"translations.{lang}",
+            unknown="keep", defaults=False,
+        )
+        for lang in translations
+    }  # fmt: skip
+    return case
 
 
-def _with_line(exc: CampaignError, path: Path) -> CampaignError:
-    """The error with the line of campaign.toml it names (tomllib gives no positions)."""
-    from .fileutil import toml_line
+def _case_specs() -> dict[str, schema.Spec]:
+    """campaign.toml's known keys, with the types templates rely on (a string where a list
+    belongs would be read letter by letter; a number would be a traceback).  Other keys
+    are free: they reach templates as they are."""
+    from . import schema
 
-    found = re.match(rf"{re.escape(str(path))}: (translations\.[\w-]+\.)?(\w+)", exc.message)
-    if not found:
-        return exc
-    try:
-        line = toml_line(path.read_text(encoding="utf-8"), (found.group(1) or "").rstrip("."), found.group(2))
-    except (OSError, UnicodeDecodeError):
-        return exc
-    if line is None:
-        return exc
-    return CampaignError(exc.message.replace(str(path), f"{path}:{line}", 1), hint=exc.hint)
-
-
-_TEXT_KEYS = ("id", "title", "summary", "prison", "location", "authorities")
-_LIST_KEYS = ("prisoners", "events", "demands", "asks")
-
-
-def _check_case(data: dict[str, Any], path: Path, prefix: str) -> None:
-    """The known keys of campaign.toml have the types templates rely on (a string where a
-    list belongs would be read letter by letter; a number would be a traceback)."""
-    for key in _TEXT_KEYS:
-        if key in data and not isinstance(data[key], str):
-            raise CampaignError(f"{path}: {prefix}{key} = {data[key]!r} must be text (a string)")
-    for key in _LIST_KEYS:
-        value = data.get(key, [])
-        if not isinstance(value, list) or not all(isinstance(x, str) for x in value):
-            raise CampaignError(
-                f"{path}: {prefix}{key} = {value!r} must be a list of strings",
-                hint=f'e.g. {key} = ["first", "second"]',
-            )
-    if "require_note" in data and not isinstance(data["require_note"], bool):
-        raise CampaignError(f"{path}: {prefix}require_note = {data['require_note']!r} must be true or false")
-    if "date" in data and not isinstance(data["date"], str | dt.date):
-        raise CampaignError(f"{path}: {prefix}date = {data['date']!r} must be a date like 2010-09")
-    sources = data.get("sources", [])
-    if not isinstance(sources, list) or not all(isinstance(x, dict) for x in sources):
-        raise CampaignError(f"{path}: {prefix}sources must be [[sources]] tables")
-    act = data.get("act_before")
-    if act is not None and not isinstance(act, dt.date):
-        try:
-            dt.date.fromisoformat(str(act))
-        except ValueError:
-            raise CampaignError(f"{path}: act_before {act!r} is not a date like 2026-12-31") from None
+    specs = {key: schema.text() for key in ("id", "title", "summary", "prison", "location", "authorities")}
+    for key in ("prisoners", "events", "demands", "asks"):
+        specs[key] = schema.lines(example=f'{key} = ["first", "second"]')
+    specs["require_note"] = schema.flag()
+    specs["date"] = schema.date(example="2010-09", partial=True)
+    specs["act_before"] = schema.date()
+    specs["sources"] = schema.tables()
+    return specs
 
 
 def load_campaign(

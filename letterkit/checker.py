@@ -148,6 +148,10 @@ def check_campaign(directory: str | os.PathLike[str] | None = None) -> CheckRepo
         report.warn(campaign.unscoped_warning())
     for c in [*campaign.campaign_contacts, *mine]:
         _check_contact(report, c)
+    from .mailbox import suspect_text, suspects
+
+    for contact_id, item in suspects([*campaign.campaign_contacts, *mine]).items():
+        report.warn(suspect_text(contact_id, item))
     renderer = Renderer(campaign)
     for name, versions in sorted(campaign.templates.items()):
         for lang, t in sorted(versions.items()):

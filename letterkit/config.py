@@ -28,6 +28,8 @@ APP = "letterkit"
 SECURITY_MODES = ("starttls", "tls", "none")
 DEFAULT_PORTS = {"starttls": 587, "tls": 465, "none": 25}
 DEFAULT_RATE = 20  # letters per minute: cautious enough for any personal account
+AUTH_KEYS = ("token_command", "oauth_provider", "oauth_client_id", "oauth_authority", "oauth_auth_uri",
+             "oauth_token_uri")  # fmt: skip
 
 
 def config_dir() -> Path:
@@ -119,6 +121,18 @@ class Account:
     ca_file: str = ""
     password_command: str = ""
     timeout: float = 30.0
+    imap_host: str = ""
+    imap_port: int = 0  # 0: 993 for tls, 143 for starttls
+    imap_security: str = "tls"
+    sent_folder: str = ""  # "" finds it: \\Sent (RFC 6154), then the usual names
+    save_sent: bool = True  # False where the provider files a copy itself (Gmail, Outlook)
+    auth: str = "password"  # or "oauth2": see letterkit.oauth
+    token_command: str = ""  # oauth2: a program printing an access token
+    oauth_provider: str = ""  # oauth2 sign-in: "microsoft" or "google"
+    oauth_client_id: str = ""  # the user's own registered app
+    oauth_authority: str = ""  # Microsoft: default https://login.microsoftonline.com/common
+    oauth_auth_uri: str = ""  # Google: default https://accounts.google.com/o/oauth2/auth
+    oauth_token_uri: str = ""  # Google: default https://oauth2.googleapis.com/token
 
     def validated(self) -> Account:
         check_slug(self.name, "account name")
@@ -143,7 +157,13 @@ class Account:
         check_address(self.from_addr, f"account {self.name!r} From address")
         if self.ca_file and not Path(self.ca_file).is_file():
             raise ConfigError(f"account {self.name!r}: CA file {self.ca_file} does not exist")
-        return self
+        if self.imap_host:
+            from .mailbox import check_imap
+
+            check_imap(self)
+        from .oauth import check_account
+
+        return check_account(self)
 
     def as_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -159,6 +179,17 @@ class Account:
             data["password_command"] = self.password_command
         if self.timeout != 30.0:
             data["timeout"] = self.timeout
+        if self.imap_host:
+            data.update(imap_host=self.imap_host, imap_security=self.imap_security)
+            data.update({"imap_port": self.imap_port} if self.imap_port else {})
+            data.update({"sent_folder": self.sent_folder} if self.sent_folder else {})
+        if not self.save_sent:
+            data["save_sent"] = False
+        if self.auth != "password":
+            data["auth"] = self.auth
+        for key in AUTH_KEYS:
+            if getattr(self, key):
+                data[key] = getattr(self, key)
         return data
 
 
@@ -292,7 +323,36 @@ def _account(name: str, table: Any, where: str) -> Account:
         ca_file=_str(table, "ca_file", where),
         password_command=_str(table, "password_command", where),
         timeout=_number(table, "timeout", 30.0, where, low=1, high=600),
+        **_imap_fields(table, where),
+        **_auth_fields(table, where),
     )
+
+
+def _imap_fields(table: dict[str, Any], where: str) -> dict[str, Any]:
+    """The IMAP settings of an account (all optional: without them, no IMAP at all)."""
+    security = _str(table, "imap_security", where) or "tls"
+    if security not in SECURITY_MODES:
+        raise ConfigError(f"{where}: imap_security = {security!r} is not one of {', '.join(SECURITY_MODES)}")
+    port = _number(table, "imap_port", 0, where, low=0, high=65535)
+    save = table.get("save_sent", True)
+    if not isinstance(save, bool):
+        raise ConfigError(f"{where}: save_sent must be true or false")
+    return {
+        "imap_host": _str(table, "imap_host", where),
+        "imap_port": int(port),
+        "imap_security": security,
+        "sent_folder": _str(table, "sent_folder", where),
+        "save_sent": save,
+    }
+
+
+def _auth_fields(table: dict[str, Any], where: str) -> dict[str, Any]:
+    """The sign-in keys (see :mod:`letterkit.oauth`); an unknown ``auth`` is an error, never a
+    silent fallback to a password."""
+    auth = _str(table, "auth", where) or "password"
+    if auth not in ("password", "oauth2"):
+        raise ConfigError(f"{where}: auth = {auth!r} is not one of password, oauth2")
+    return {"auth": auth, **{key: _str(table, key, where) for key in AUTH_KEYS}}
 
 
 def config_from_dict(raw: dict[str, Any], path: Path) -> Config:

@@ -330,7 +330,7 @@ def iter_contacts(
             raise error
         problems.append(error)
 
-    seen: dict[str, str] = {}
+    seen: dict[str, int] = {}  # id -> line: a number each, not a "path:line" text (memory flat)
     try:
         for start, text, raw in _chunks(path):
             if isinstance(raw, tomllib.TOMLDecodeError):
@@ -354,7 +354,7 @@ def _chunk_contacts(
     start: int,
     text: str,
     tables: list[Any],
-    seen: dict[str, str],
+    seen: dict[str, int],
     fail: Callable[[LetterkitError], None],
     *,
     user: bool,
@@ -362,7 +362,8 @@ def _chunk_contacts(
     """The valid contacts of one chunk of a recipients file (``seen``: ids so far)."""
     lines = [start + n for n in _lines_of_chunk(text)] if tables else []
     for i, table in enumerate(tables):
-        where = f"{path}:{lines[i] if i < len(lines) else start}"
+        line = lines[i] if i < len(lines) else start
+        where = f"{path}:{line}"
         try:
             if not isinstance(table, dict):
                 raise ContactError(f"{where}: a contact must be a table: write [[contact]]")
@@ -371,9 +372,10 @@ def _chunk_contacts(
             fail(exc)
             continue
         if contact.id in seen:
-            fail(ContactError(f"{where}: duplicate contact id {contact.id!r} (first at {seen[contact.id]})"))
+            first = f"{path}:{seen[contact.id]}"
+            fail(ContactError(f"{where}: duplicate contact id {contact.id!r} (first at {first})"))
             continue
-        seen[contact.id] = where
+        seen[contact.id] = line
         yield contact
 
 

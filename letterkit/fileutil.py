@@ -15,7 +15,7 @@ import os
 import stat
 from contextlib import suppress
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .errors import ConfigError
 
@@ -149,3 +149,21 @@ def toml_line(text: str, table: str, key: str) -> int | None:
             if (found := header.fullmatch(line)) and found.group(1).replace(" ", "") == table:
                 return number
     return None
+
+
+def tls_context(ca_file: str, account: str, error: type[LetterkitError]) -> Any:
+    """A TLS context that verifies the server: the system's CAs, or ``ca_file`` (an
+    account's own CA); the one rule for SMTP and IMAP.  A CA file that cannot be loaded
+    is ``error``, naming the account."""
+    import ssl
+
+    try:
+        ctx = ssl.create_default_context(cafile=ca_file or None)
+    except (OSError, ssl.SSLError) as exc:
+        raise error(
+            f"account {account!r}: cannot load CA file {ca_file}: {getattr(exc, 'strerror', None) or exc}",
+            hint="pass a PEM file with the CA certificate to --ca-file",
+        ) from None
+    ctx.check_hostname = True
+    ctx.verify_mode = ssl.CERT_REQUIRED
+    return ctx

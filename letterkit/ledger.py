@@ -75,6 +75,35 @@ CREATE TABLE IF NOT EXISTS messages (
     id INTEGER PRIMARY KEY,  -- letters.id of an e-mail letter
     data BLOB NOT NULL       -- its message, exactly as it is (or was) sent
 );
+CREATE TABLE IF NOT EXISTS sent_copies (  -- the copy of a sent letter in the IMAP Sent folder
+    id INTEGER PRIMARY KEY,  -- letters.id
+    state TEXT NOT NULL,     -- appending (tried: may have landed), done, failed
+    folder TEXT NOT NULL DEFAULT '',
+    attempts INTEGER NOT NULL DEFAULT 0,
+    note TEXT NOT NULL DEFAULT '',
+    at TEXT NOT NULL DEFAULT ''
+);
+CREATE TABLE IF NOT EXISTS mailbox_state (  -- per account: INBOX UIDVALIDITY/UID, copy watermark
+    account TEXT NOT NULL,
+    key TEXT NOT NULL,
+    value TEXT NOT NULL DEFAULT '',
+    PRIMARY KEY (account, key)
+);
+CREATE TABLE IF NOT EXISTS responses (  -- replies, automatic replies and bounces read from INBOX
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    letter INTEGER NOT NULL,  -- letters.id it answers
+    kind TEXT NOT NULL,       -- reply, auto-reply, bounce
+    account TEXT NOT NULL DEFAULT '',
+    message_id TEXT NOT NULL, -- the incoming message's (never counted twice)
+    sender TEXT NOT NULL DEFAULT '',
+    subject TEXT NOT NULL DEFAULT '',
+    date TEXT NOT NULL DEFAULT '',
+    excerpt TEXT NOT NULL DEFAULT '',
+    recipient TEXT NOT NULL DEFAULT '',  -- a bounce: the failed recipient
+    status TEXT NOT NULL DEFAULT '',     -- a bounce: its status code (5.1.1)
+    UNIQUE (account, message_id)
+);
+CREATE INDEX IF NOT EXISTS responses_letter ON responses(letter);
 """
 _ADDED = {  # columns newer than the first ledgers: added on open
     "signer_name": "TEXT NOT NULL DEFAULT ''",
@@ -300,6 +329,23 @@ class Ledger:
             return []
         try:
             return [Row.from_sql(v) for v in conn.execute(f"{_SELECT} {sql}", args).fetchall()]
+        except sqlite3.Error as exc:
+            raise OutboxError(f"cannot read the ledger {self.path}: {exc}") from None
+
+    def select(self, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """Plain rows of any SELECT (the tables of :mod:`letterkit.mailbox`: responses,
+        sent copies...); empty when the ledger or the table does not exist yet."""
+        import sqlite3
+
+        conn = self._open()
+        if conn is None:
+            return []
+        try:
+            return [tuple(r) for r in conn.execute(sql, args).fetchall()]
+        except sqlite3.OperationalError as exc:
+            if "no such table" in str(exc):  # a read-only ledger older than the table
+                return []
+            raise OutboxError(f"cannot read the ledger {self.path}: {exc}") from None
         except sqlite3.Error as exc:
             raise OutboxError(f"cannot read the ledger {self.path}: {exc}") from None
 

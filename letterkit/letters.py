@@ -55,6 +55,7 @@ class Letter:
     cosigners: tuple[Cosigner, ...] = ()
     verbatim: bool = True
     date: dt.date = field(default_factory=clock.today)
+    in_reply_to: str = ""  # a follow-up: the Message-ID of the letter it follows up (threads it)
 
     @property
     def channel(self) -> str:

@@ -19,6 +19,7 @@ from .validation import check_address, check_header_value, check_language, norma
 
 if TYPE_CHECKING:
     import datetime as dt
+    import email.charset
     import email.policy
     from collections.abc import Sequence
     from email.message import EmailMessage
@@ -42,6 +43,14 @@ def _policy(linesep: str = "\r\n") -> email.policy.EmailPolicy[EmailMessage]:
     remembering how it folded the headers that most letters of a batch share (folding is
     most of the cost of writing a message; the result for a name and value never changes)."""
     import email.policy
+    from email.headerregistry import HeaderRegistry
+
+    class Headers(HeaderRegistry):
+        @functools.lru_cache(maxsize=64)  # noqa: B019 - one registry for the process
+        def __getitem__(self, name: str) -> type:
+            """The class for headers called ``name``, made once: the stdlib builds a new
+            class for every header it makes, a tenth of the cost of a message."""
+            return cast("type", super().__getitem__(name))
 
     class Policy(email.policy.EmailPolicy):
         def fold_binary(self, name: str, value: str) -> bytes:
@@ -52,7 +61,7 @@ def _policy(linesep: str = "\r\n") -> email.policy.EmailPolicy[EmailMessage]:
         def fold_uncached(self, name: str, value: str) -> bytes:
             return super().fold_binary(name, value)
 
-    return cast("email.policy.EmailPolicy[EmailMessage]", Policy(linesep=linesep))
+    return cast("email.policy.EmailPolicy[EmailMessage]", Policy(linesep=linesep, header_factory=Headers()))
 
 
 _folded: dict[tuple[int, str, str], bytes] = {}
@@ -106,11 +115,20 @@ def _header(name: str, value: str | tuple[tuple[str, str], ...]) -> Any:
     """A header object (immutable) made by the policy's header factory, once per distinct
     value: From, Reply-To, Date, Subject and Content-Language are the same for every letter
     of a batch, and parsing them is most of the cost of making a message."""
-    from email.headerregistry import Address
-
     if isinstance(value, str):
         return _policy().header_factory(name, value)
-    return _policy().header_factory(name, [Address(n, addr_spec=a) for n, a in value])
+    return _policy().header_factory(name, [_address(n, a) for n, a in value])
+
+
+def _address(name: str, addr_spec: str) -> Any:
+    """An :class:`~email.headerregistry.Address`; a plain (dot-atom) local part is passed as
+    it is rather than parsed again (the address was checked already)."""
+    from email.headerregistry import Address
+
+    local, _, domain = addr_spec.rpartition("@")
+    if '"' in local or "\\" in local:  # a quoted local part: the parser unquotes it
+        return Address(name, addr_spec=addr_spec)
+    return Address(name, local, domain)
 
 
 def to_message(
@@ -150,13 +168,35 @@ def to_message(
     msg["Date"] = _header("Date", email.utils.format_datetime(date or clock.now()))
     domain = sender.rpartition("@")[2] if sender else "invalid"  # RFC 2606: never the host name
     msg["Message-ID"] = check_header_value(message_id or email.utils.make_msgid(domain=domain), "Message-ID")
+    if letter.in_reply_to:  # a follow-up, threaded to the letter it follows up
+        msg["In-Reply-To"] = msg["References"] = check_header_value(letter.in_reply_to, "In-Reply-To")
     language = _header("Content-Language", check_language(letter.language, "language"))
     text = normalise_newlines(letter.body)
     if not text.endswith("\n"):
         text += "\n"
-    msg.set_content(text, charset="utf-8", cte=_transfer_encoding(text.encode("utf-8")))
-    msg["Content-Language"] = language  # after set_content, which clears Content-* headers
+    _set_text(msg, text)
+    msg["Content-Language"] = language
     return msg
+
+
+def _set_text(msg: EmailMessage, text: str) -> None:
+    """The body: UTF-8 text, 7-bit or quoted-printable (:func:`_transfer_encoding`), encoded
+    by the stdlib's UTF-8 :class:`~email.charset.Charset`; the MIME headers are the ones
+    ``set_content`` writes, as header objects made once per batch."""
+    cte = _transfer_encoding(text.encode("utf-8"))
+    msg["Content-Type"] = _header("Content-Type", 'text/plain; charset="utf-8"')
+    msg["Content-Transfer-Encoding"] = _header("Content-Transfer-Encoding", cte)
+    msg["MIME-Version"] = _header("MIME-Version", "1.0")
+    msg.set_payload(text if cte == "7bit" else _utf8_qp().body_encode(text))
+
+
+@functools.cache
+def _utf8_qp() -> email.charset.Charset:
+    import email.charset
+
+    charset = email.charset.Charset("utf-8")
+    charset.body_encoding = email.charset.QP
+    return charset
 
 
 def encode_message(msg: EmailMessage, *, linesep: str = "\r\n") -> bytes:
@@ -165,7 +205,7 @@ def encode_message(msg: EmailMessage, *, linesep: str = "\r\n") -> bytes:
     line would still be longer than 998 octets (a server would refuse it)."""
     data = msg.as_bytes(policy=_policy(linesep))
     sep = linesep.encode("ascii")
-    if any(len(line) > MAX_LINE for line in data.split(sep)):
+    if max(map(len, data.split(sep))) > MAX_LINE:
         field = ""
         for line in data.split(sep):
             if line[:1] not in (b" ", b"\t"):

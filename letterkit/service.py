@@ -23,8 +23,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .config import DEFAULT_PORTS, Account, parse_limits
+from .config import AUTH_KEYS, DEFAULT_PORTS, Account, parse_limits
 from .errors import ConfigError, InvalidValue
+from .mailbox import copy_to_sent, imap_options
 from .presets import ADD_ACCOUNT_HINT, PRESETS
 
 if TYPE_CHECKING:
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
     from .delivery import DeliveryReport, SendReport
     from .ledger import Row
     from .letters import Letter
+    from .oauth import AccessToken
     from .outbox import Outbox, QueueResult, Skipped
     from .schedule import Schedule
     from .transport import SmtpTransport, Transport
@@ -290,6 +292,7 @@ def send_letters(
                 )
             finally:
                 transport.close()
+            copy_to_sent(box, account, interactive=interactive)  # never fails the letters
             return SendReport(queued, report)
     finally:
         if outbox is None:
@@ -351,9 +354,10 @@ def flush(
                     on_wait(seconds)
                 sleep(seconds)
             report = _add(report, deliver(box, transport, batch=report.batch, **options))
-        return report
     finally:
         transport.close()
+    copy_to_sent(box, account, interactive=interactive)  # never fails the letters; retried later
+    return report
 
 
 def _add(before: DeliveryReport, after: DeliveryReport) -> DeliveryReport:
@@ -417,6 +421,16 @@ class AccountOptions:
     password_command: str | None = None
     no_login: bool = False
     timeout: float = 30.0
+    imap: dict[str, Any] = field(
+        default_factory=dict
+    )  # imap_host, imap_port, imap_security, sent_folder, save_sent
+    auth: str | None = None  # "password" or "oauth2" (default: the preset's, else password)
+    token_command: str | None = None
+    oauth_provider: str | None = None
+    oauth_client_id: str | None = None
+    oauth_authority: str | None = None
+    oauth_auth_uri: str | None = None
+    oauth_token_uri: str | None = None
 
 
 def account_from_options(opts: AccountOptions) -> tuple[Account, str]:
@@ -426,6 +440,8 @@ def account_from_options(opts: AccountOptions) -> tuple[Account, str]:
     (587 starttls, 465 tls, 25 none); the login defaults to the From address and
     the From address to a login that is an address.
     """
+    from .oauth import auth_fields
+
     chosen: dict[str, Any] = {}
     if opts.preset:
         if opts.preset.lower() not in PRESETS:
@@ -449,7 +465,9 @@ def account_from_options(opts: AccountOptions) -> tuple[Account, str]:
         ca_file=str(Path(opts.ca_file).expanduser().resolve()) if opts.ca_file else "",
         password_command=opts.password_command or "",
         timeout=opts.timeout,
+        **auth_fields(chosen, **{k: getattr(opts, k) for k in ("auth", *AUTH_KEYS)}),
     ).validated()
+    account = imap_options(account, opts.preset, **opts.imap)
     return account, str(chosen.get("note", ""))
 
 
@@ -469,6 +487,7 @@ def add_account(
     """
     from .config import save_config
     from .credentials import delete_password, no_password_hint, store_password
+    from .oauth import token_status
 
     if account.name in config.accounts and not replace:
         raise ConfigError(
@@ -491,6 +510,8 @@ def add_account(
         raise
     if password is not None:
         stored = "in the OS keyring"
+    elif account.auth == "oauth2":
+        stored = f"not needed: OAuth2 ({token_status(account)})"
     elif not account.username:
         stored = "not needed (no login)"
     elif account.password_command:
@@ -498,3 +519,31 @@ def add_account(
     else:
         stored = f"not stored yet: {no_password_hint(account.name)}"
     return path, stored
+
+
+def login_account(
+    config: Config,
+    name: str,
+    *,
+    client_id: str | None = None,
+    client_secret: str | None = None,
+    show: Callable[[str], object],
+    open_url: Callable[[str], object] | None = None,
+) -> tuple[Account, AccessToken]:
+    """``letterkit account login``: keep a new client id (config.toml) and secret (keyring), then
+    sign in with the provider (see :func:`letterkit.oauth.login`)."""
+    from dataclasses import replace
+
+    from .config import save_config
+    from .oauth import login, store_client_secret
+
+    account = config.account(name)
+    if account is None:
+        raise ConfigError("no mail account is set up", hint=f"add yours with: {ADD_ACCOUNT_HINT}")
+    if client_id and client_id != account.oauth_client_id:
+        account = replace(account, oauth_client_id=client_id).validated()
+        config.accounts[account.name] = account
+        save_config(config)
+    if client_secret:
+        store_client_secret(account.name, client_secret)
+    return account, login(account, show=show, open_url=open_url)

@@ -56,6 +56,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
     from .config import Account
+    from .oauth import TokenSource
 
 Status = Literal["sent", "partial", "failed", "deferred"]
 RETRY_DELAY_ENV = "LETTERKIT_RETRY_DELAY"
@@ -216,6 +217,7 @@ class SmtpTransport:
         self._smtp: smtplib.SMTP | None = None
         self.tls_version = ""
         self.authenticated = False
+        self._tokens: TokenSource | None = None  # OAuth2 accounts: made at the first AUTH
 
     def __repr__(self) -> str:
         a = self.account
@@ -229,19 +231,9 @@ class SmtpTransport:
     # --- connection ------------------------------------------------------------------
 
     def _context(self) -> Any:
-        import ssl
+        from .fileutil import tls_context
 
-        try:
-            ctx = ssl.create_default_context(cafile=self.account.ca_file or None)
-        except (OSError, ssl.SSLError) as exc:
-            raise TransportError(
-                f"account {self.account.name!r}: cannot load CA file {self.account.ca_file}: "
-                f"{getattr(exc, 'strerror', None) or exc}",
-                hint="pass a PEM file with the CA certificate to --ca-file",
-            ) from None
-        ctx.check_hostname = True
-        ctx.verify_mode = ssl.CERT_REQUIRED
-        return ctx
+        return tls_context(self.account.ca_file, self.account.name, TransportError)
 
     def _map_os_error(self, exc: BaseException, step: str) -> TransportError:
         """Turn a socket/TLS exception into a TransportError with host:port and a fix."""
@@ -296,6 +288,12 @@ class SmtpTransport:
         import smtplib
 
         note = steps.append if steps is not None else (lambda _s: None)
+        a = self.account
+        if a.auth == "oauth2" and a.security == "none" and not is_loopback(a.host):  # before connecting
+            raise TransportError(
+                f"{self.where}: refusing to send an OAuth2 token over a connection without TLS",
+                hint="use --security starttls or tls; only a loopback host may go without",
+            )
         stage = ["connect"]  # the step under way, for the error message
         smtp: smtplib.SMTP | None = None
         try:
@@ -373,9 +371,9 @@ class SmtpTransport:
                 hint="check host and port (submission is usually 587 or 465), "
                 "or remove --username if the server needs no login",
             )
-        self._login(smtp)
+        how = self._login_oauth(smtp) if a.auth == "oauth2" else self._login(smtp)
         self.authenticated = True
-        note(f"authenticated as {a.username}")
+        note(f"authenticated as {a.username}{how}")
 
     def _connect_error(self, exc: BaseException, step: str) -> TransportError:
         """The error for a failed connection: busy or temporary (4xx) is unreachable."""
@@ -395,7 +393,7 @@ class SmtpTransport:
             return self._map_os_error(exc, step)
         return TransportError(f"{self.where}: {step} failed ({exc})")
 
-    def _login(self, smtp: smtplib.SMTP) -> None:
+    def _login(self, smtp: smtplib.SMTP) -> str:
         import smtplib
 
         a = self.account
@@ -429,6 +427,37 @@ class SmtpTransport:
             raise TransportError(f"{self.where}: AUTH failed ({type(exc).__name__})") from None
         finally:
             del password
+        return ""
+
+    def _login_oauth(self, smtp: smtplib.SMTP) -> str:
+        """SASL OAUTHBEARER (else XOAUTH2) with a token from the account's source; a token the
+        server calls expired or invalid is renewed once.  Returns how, for ``account test``."""
+        import smtplib
+
+        from . import oauth
+
+        a = self.account
+        mechanism = oauth.choose_mechanism(smtp.esmtp_features.get("auth", ""))
+        if not mechanism:
+            raise TransportError(f"{self.where}: the server offers no OAuth2 sign-in (XOAUTH2, OAUTHBEARER)")
+        if not a.username.isascii():
+            raise TransportError(f"{self.where}: an OAuth2 login must be an ASCII address ({a.username!r})")
+        self._tokens = self._tokens or oauth.TokenSource(a)
+        for renewed in (False, True):
+            token = self._tokens.get(renew=renewed)
+            client = oauth.SaslClient(mechanism, a.username, token.value, a.host, a.port)
+            try:
+                smtp.auth(mechanism, client)
+                return f" with {mechanism} ({token.describe()})"
+            except smtplib.SMTPAuthenticationError as exc:
+                reply = _reply(exc.smtp_code, exc.smtp_error)
+                if 400 <= exc.smtp_code < 500:
+                    raise ServerUnreachable(
+                        f"{self.where}: temporary authentication failure ({reply})"
+                    ) from None
+                if renewed or not oauth.token_rejected(reply, client.error):
+                    raise oauth.refused(a, self.where, reply, mechanism) from None
+        raise AssertionError("unreachable: the second attempt returns or raises")
 
     @staticmethod
     def _discard(smtp: smtplib.SMTP | None) -> None:

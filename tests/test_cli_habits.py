@@ -80,7 +80,8 @@ def other_campaign(campaign_copy: Path) -> Path:
             'salutation = "Dear colleagues,"\nlanguage = "en"\nemail = "only-here@example.org"\n'
             'source = "a test"\nchecked = "2026-11"\n'
         )
-    for template in campaign_copy.glob("templates/solidarity.*"):
+    templates = campaign_copy / "templates"
+    for template in [*templates.glob("solidarity.*"), *templates.glob("followup.*")]:
         template.unlink()
     return campaign_copy
 

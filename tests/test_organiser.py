@@ -120,7 +120,8 @@ def edit_like_an_organiser(root: Path) -> Path:
     (templates / "campaign.toml").write_text(CASE_TOML, encoding="utf-8")
     (root / "recipients.toml").write_text(recipients_toml(), encoding="utf-8")
     # keep one template: the English protest; the others name groups this case has not
-    for extra in ("protest.ru.txt.j2", "solidarity.en.txt.j2", "solidarity.ru.txt.j2"):
+    extras = ("protest.ru.txt.j2", "solidarity.en.txt.j2", "solidarity.ru.txt.j2", "followup.en.txt.j2")
+    for extra in (*extras, "followup.ru.txt.j2"):
         (templates / extra).unlink()
     protest = templates / "protest.en.txt.j2"
     lines = protest.read_text(encoding="utf-8").splitlines(keepends=True)

@@ -100,9 +100,10 @@ from . import (  # noqa: E402  (the commands register on import, after app exist
     account as _account_cmds,
     campaign as _campaign_cmds,
     export as _export_cmds,
+    mailbox as _mailbox_cmds,
     outbox as _outbox_cmds,
     send as _send_cmds,
 )
 
 __all__ = ["app", "run"]
-_ = (_campaign_cmds, _send_cmds, _outbox_cmds, _account_cmds, _export_cmds)
+_ = (_campaign_cmds, _send_cmds, _outbox_cmds, _account_cmds, _export_cmds, _mailbox_cmds)

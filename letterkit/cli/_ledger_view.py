@@ -30,7 +30,7 @@ def _when(row: Row, when: str) -> str:
     return stamp[:16].replace("T", " ")
 
 
-def row_text(row: Row, *, when: str, due: str = "") -> Group:
+def row_text(row: Row, *, when: str, note: str = "", due: str = "") -> Group:
     """One letter: ``#id status recipient when``, then addresses, then the reason, the
     second and third lines indented (wrapped lines keep the indent)."""
     from rich.console import Group
@@ -51,20 +51,29 @@ def row_text(row: Row, *, when: str, due: str = "") -> Group:
     if reason:
         style = "red" if row.status == "failed" else "dim"
         parts.append(Padding(Text(f"└ {reason}", style=style, overflow="fold"), (0, 0, 0, 7), expand=False))
+    if note:  # replied / auto-replied / bounced, and when (letterkit mailbox sync)
+        style = "red" if note.startswith("bounced") else "green" if note.startswith("replied") else "dim"
+        parts.append(Padding(Text(f"└ {note}", style=style, overflow="fold"), (0, 0, 0, 7), expand=False))
     if due and due != "now":
         parts.append(Padding(Text(f"due {due}", style="yellow", overflow="fold"), (0, 0, 0, 7), expand=False))
     return Group(*parts)
 
 
 def print_rows(
-    rows: Iterable[Row], title: str, *, when: str, due: Callable[[Row], str] | None = None
+    rows: Iterable[Row],
+    title: str,
+    *,
+    when: str,
+    notes: dict[int, str] | None = None,
+    due: Callable[[Row], str] | None = None,
 ) -> None:
     """Letters for people on stdout, one block each (see :func:`row_text`); ``due(row)``: when
     a queued letter is due and why, on a line of its own ("" or "now": no line)."""
     console = _output.out()
     console.print(f"[bold]{title}[/]  [dim](# · status · recipient · {when}; addresses; reason)[/]")
     for row in rows:
-        console.print(row_text(row, when=when, due=due(row) if due is not None else ""))
+        note = (notes or {}).get(row.id, "")
+        console.print(row_text(row, when=when, note=note, due=due(row) if due is not None else ""))
 
 
 def story(box: Outbox, row: Row) -> dict[str, Any]:
@@ -83,6 +92,9 @@ def story(box: Outbox, row: Row) -> dict[str, Any]:
             data["body"] = msg.get_content() if not msg.is_multipart() else ""
         except (LookupError, ValueError):
             data["body"] = ""
+    from ..mailbox import responses
+
+    data["responses"] = responses(box.ledger, [row.id]).get(row.id, [])
     return data
 
 
@@ -123,3 +135,19 @@ def print_story(data: dict[str, Any], *, full: bool) -> None:
         console.print(
             Text(f"  │ … {len(lines) - len(shown)} more line(s) (--full shows the whole letter)"), style="dim"
         )
+    print_responses(data.get("responses", []))
+
+
+def print_responses(items: list[dict[str, Any]]) -> None:
+    """What came back: each reply, automatic reply or bounce with its sender, date and first lines."""
+    from rich.text import Text
+
+    console = _output.out()
+    for item in items:
+        what = {"reply": "reply", "auto-reply": "automatic reply", "bounce": "bounce"}.get(item["kind"], "")
+        head = f"{what} from {item['sender']}, {str(item['date'])[:16].replace('T', ' ')}"
+        if item["kind"] == "bounce":
+            head += f": {item['recipient']} refused ({item['status']})"
+        console.print(Text(head, style="bold", overflow="fold"))
+        for line in str(item["excerpt"]).splitlines():
+            console.print(Text(f"  ┆ {line}", overflow="fold"))

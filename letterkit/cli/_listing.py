@@ -25,12 +25,16 @@ def show_contacts(*, group: str | None = None, channel: str | None = None, as_js
 
     campaign = _output.load_campaign()
     chosen = filter_contacts(campaign.contacts, group=group, channel=channel)
+    suspect = _suspects(chosen)
+
     if as_json:
         _output.emit_json(
             "contacts",
             {
                 "campaign": campaign.id,
-                "contacts": [{**c.as_dict(), "stale": c.is_stale()} for c in chosen],
+                "contacts": [
+                    {**c.as_dict(), "stale": c.is_stale(), "suspect": suspect.get(c.id)} for c in chosen
+                ],
             },
         )
         return
@@ -56,6 +60,21 @@ def show_contacts(*, group: str | None = None, channel: str | None = None, as_js
             f"{len(stale)} contact(s) were last checked long ago ({dates}; marked * on a terminal): "
             "verify addresses before relying on them; add a current one with: letterkit contacts add ..."
         )
+
+
+def _suspects(chosen: list[Contact]) -> dict[str, dict[str, str]]:
+    """Contacts whose address a letter bounced from, each warned about on stderr.  The
+    ledger is only read when there is one: ``contacts`` stays quick on a new machine."""
+    from ..config import data_dir
+
+    if not (data_dir() / "ledger.sqlite3").exists():  # maildir.Paths' ledger
+        return {}
+    from ..mailbox import suspect_text, suspects
+
+    found = suspects(chosen)
+    for contact_id, item in found.items():
+        _output.warn(suspect_text(contact_id, item))
+    return found
 
 
 def _contact_blocks(title: str, chosen: list[Contact]) -> None:

@@ -199,6 +199,10 @@ def _summary(box: Outbox, report: DeliveryReport) -> None:
         f"{report.deferred} still queued"
         + (" (only letters with a problem are listed)" if problems_only and listed else "")
     )
+    from ..mailbox import copies_note
+
+    if note := copies_note(box.ledger):
+        _output.warn(note)
     waiting(report)
 
 

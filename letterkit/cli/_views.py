@@ -135,5 +135,6 @@ def print_accounts(items: list[dict[str, Any]]) -> None:
         grid.add_row("server", escape(f"{item['host']}:{item['port']} ({item['security']})"))
         grid.add_row("login", escape(item["username"] or "none"))
         grid.add_row("from", escape(item["from"]))
-        grid.add_row("password", escape(item["password"]))
+        label = "OAuth2" if item.get("auth") == "oauth2" else "password"
+        grid.add_row(label, escape(item["password"]))
         console.print(Padding(grid, (0, 0, 0, 4), expand=False))

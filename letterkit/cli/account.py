@@ -30,19 +30,21 @@ account_app = LetterkitTyper(
 app.add_typer(account_app, name="account")
 
 
-def _read_password_stdin() -> str:
+def _read_password_stdin(
+    prompt: str = "Password (stored in the OS keyring): ", option: str = "--password-stdin"
+) -> str:
     """One line from standard input (typed hidden when stdin is a terminal)."""
     from ..errors import CredentialError
 
     if sys.stdin.isatty():
         import getpass
 
-        line = getpass.getpass("Password (stored in the OS keyring): ")
+        line = getpass.getpass(prompt)
     else:
         line = sys.stdin.readline()
     password = line.rstrip("\r\n")
     if not password:
-        raise CredentialError("--password-stdin: no password on standard input; nothing was saved")
+        raise CredentialError(f"{option}: no {option[2:-6]} on standard input; nothing was saved")
     return password
 
 
@@ -102,13 +104,70 @@ def account_add(
     timeout: Annotated[
         float, typer.Option("--timeout", metavar="SECONDS", help="Seconds to wait for the server.")
     ] = 30.0,
+    imap_host: Annotated[
+        str | None,
+        typer.Option("--imap-host", metavar="HOST", help="IMAP server for the copy in Sent and replies."),
+    ] = None,
+    imap_port: Annotated[
+        int | None,
+        typer.Option("--imap-port", metavar="PORT", help="IMAP port (default: 993 tls, 143 starttls)."),
+    ] = None,
+    imap_security: Annotated[
+        str | None,
+        typer.Option("--imap-security", metavar="tls|starttls", help="IMAP encryption (default tls)."),
+    ] = None,
+    sent_folder: Annotated[
+        str | None,
+        typer.Option("--sent-folder", metavar="FOLDER", help="Sent folder (default: found on the server)."),
+    ] = None,
+    save_sent: Annotated[
+        bool | None,
+        typer.Option(
+            "--save-sent/--no-save-sent",
+            help="Put a copy of each letter in Sent (default: yes, unless the provider does it itself).",
+        ),
+    ] = None,
     default: Annotated[bool, typer.Option("--default", help="Make it the default account.")] = False,
     replace: Annotated[
         bool, typer.Option("--replace", help="Replace an account of that name (e.g. a new password).")
     ] = False,
+    auth: Annotated[
+        str | None,
+        typer.Option(
+            "--auth", metavar="password|oauth2", help="Sign in with a password or OAuth2 (outlook: oauth2)."
+        ),
+    ] = None,
+    token_command: Annotated[
+        str | None,
+        typer.Option("--token-command", metavar="CMD", help="OAuth2: command printing an access token."),
+    ] = None,
+    oauth_provider: Annotated[
+        str | None,
+        typer.Option("--oauth-provider", metavar="microsoft|google", help="OAuth2: whose sign-in."),
+    ] = None,
+    client_id: Annotated[
+        str | None,
+        typer.Option("--client-id", metavar="ID", help="OAuth2: the client id of your registered app."),
+    ] = None,
+    oauth_authority: Annotated[
+        str | None,
+        typer.Option(
+            "--oauth-authority", metavar="URL", help="Microsoft sign-in authority (default common)."
+        ),
+    ] = None,
+    oauth_auth_uri: Annotated[
+        str | None, typer.Option("--oauth-auth-uri", metavar="URL", help="Google sign-in page address.")
+    ] = None,
+    oauth_token_uri: Annotated[
+        str | None, typer.Option("--oauth-token-uri", metavar="URL", help="Google token address.")
+    ] = None,
     campaign_dir: CampaignOpt = None,
 ) -> None:
-    """Add your SMTP account (the password goes to the OS keyring, never to a file)."""
+    """Add your SMTP account (the password goes to the OS keyring, never to a file).
+
+    Outlook.com, Microsoft 365 and Gmail accounts can sign in with OAuth2 instead
+    (--auth oauth2): then run letterkit account login NAME, or give --token-command.
+    """
     from ..errors import InvalidValue
     from ..service import AccountOptions, account_from_options, add_account
 
@@ -127,11 +186,27 @@ def account_add(
             password_command=password_command,
             no_login=no_login,
             timeout=timeout,
+            imap={
+                "imap_host": imap_host,
+                "imap_port": imap_port,
+                "imap_security": imap_security,
+                "sent_folder": sent_folder,
+                "save_sent": save_sent,
+            },
+            auth=auth,
+            token_command=token_command,
+            oauth_provider=oauth_provider,
+            oauth_client_id=client_id,
+            oauth_authority=oauth_authority,
+            oauth_auth_uri=oauth_auth_uri,
+            oauth_token_uri=oauth_token_uri,
         )
     )
     config = _output.load_config()
     if password_stdin and not acct.username:
         raise InvalidValue("--password-stdin with --no-login: there is no login to use it for")
+    if acct.auth == "oauth2" and (password_stdin or password_command):
+        raise InvalidValue("an OAuth2 account has no password", hint="give --auth password, or no password")
     password = _read_password_stdin() if password_stdin else None
     path, stored = add_account(config, acct, password=password, default=default, replace=replace)
     _output.info(
@@ -140,6 +215,11 @@ def account_add(
     )
     if note:
         _output.info(_esc(note) + ".")
+    if acct.imap_host:
+        copy = "a copy of each letter goes to Sent" if acct.save_sent else "the provider files copies in Sent"
+        _output.info(
+            f"IMAP {_esc(acct.imap_host)} ({acct.imap_security}): {copy}; replies: letterkit mailbox sync"
+        )
     _output.info(f"Check it with: letterkit account test {_esc(name)}")
     _hint_waiting()
 
@@ -165,6 +245,7 @@ def account_list(as_json: JsonOpt = False, campaign_dir: CampaignOpt = None) -> 
     from ..config import config_path
     from ..credentials import password_source
     from ..errors import ConfigError
+    from ..oauth import token_status
 
     config = _output.load_config()
     try:
@@ -180,6 +261,8 @@ def account_list(as_json: JsonOpt = False, campaign_dir: CampaignOpt = None) -> 
                 **acct.as_dict(),
                 "default": acct.name == default,
                 "password": password_source(acct) if acct.username else "none",
+                "auth": acct.auth,
+                **({"password": token_status(acct)} if acct.auth == "oauth2" else {}),
             }
         )
     if as_json:
@@ -191,10 +274,10 @@ def account_list(as_json: JsonOpt = False, campaign_dir: CampaignOpt = None) -> 
     if not items:
         _output.info(f"No mail account yet. Add yours with: {ADD_ACCOUNT_HINT}")
         return
-    headers = ["name", "host", "port", "security", "username", "from", "password", "default"]
+    headers = ["name", "host", "port", "security", "username", "from", "password", "default", "auth"]
     cells = [
         [i["name"], i["host"], str(i["port"]), i["security"], i["username"], i["from"], i["password"],
-         "yes" if i["default"] else ""]
+         "yes" if i["default"] else "", i["auth"]]
         for i in items
     ]  # fmt: skip
     if not _output.stdout_is_terminal():
@@ -237,6 +320,10 @@ def account_test(
     steps: list[str] = []
     try:
         transport.check(steps)
+        if acct.imap_host:
+            from ..mailbox import check_account
+
+            check_account(acct, steps, interactive=_output.interactive())
     except LetterkitError as exc:
         if as_json:
             _output.emit_json(
@@ -267,6 +354,7 @@ def account_remove(
     from ..config import save_config
     from ..credentials import delete_password
     from ..errors import ConfigError, CredentialError
+    from ..oauth import forget
 
     config = _output.load_config()
     if name not in config.accounts:
@@ -277,8 +365,52 @@ def account_remove(
         config.default_account = ""
     save_config(config)
     try:
-        had = delete_password(name)
+        had = delete_password(name) | forget(name)
     except CredentialError as exc:
         _output.warn(f"could not reach the keyring to delete the password: {exc}")
         had = False
     _output.info(f"Account {_esc(name)} removed" + (" with its password from the keyring." if had else "."))
+
+
+@account_app.command(
+    "login",
+    short_help="Sign in with Microsoft or Google (OAuth2).",
+    epilog=examples(
+        "letterkit account login outlook --client-id 00000000-0000-0000-0000-000000000000",
+        "letterkit account login gmail --client-id ID.apps.googleusercontent.com --client-secret-stdin",
+    ),
+)
+def account_login(
+    name: Annotated[str, typer.Argument(metavar="NAME", help="Account name.")],
+    client_id: Annotated[
+        str | None,
+        typer.Option("--client-id", metavar="ID", help="The client id of your registered app (kept)."),
+    ] = None,
+    client_secret_stdin: Annotated[
+        bool,
+        typer.Option("--client-secret-stdin", help="Read the app's client secret (Google) into the keyring."),
+    ] = False,
+    campaign_dir: CampaignOpt = None,
+) -> None:
+    """Sign in to an OAuth2 account with your own registered app; the refresh token goes to
+    the OS keyring, never to a file.
+
+    Microsoft: open the page shown and type the code.  Google: a browser opens (or open
+    the address shown); the answer comes back to letterkit on 127.0.0.1.  Run it again
+    whenever letterkit says the sign-in has expired.
+    """
+    from ..service import login_account
+
+    secret = None
+    if client_secret_stdin:
+        secret = _read_password_stdin("Client secret (kept in the OS keyring): ", "--client-secret-stdin")
+    acct, token = login_account(
+        _output.load_config(),
+        name,
+        client_id=client_id,
+        client_secret=secret,
+        show=lambda t: _output.info(_esc(t)),
+    )
+    _output.info(f"Signed in: {_esc(token.describe())}; the refresh token is in the OS keyring.")
+    _output.info(f"Check it with: letterkit account test {_esc(acct.name)}")
+    _hint_waiting()

@@ -61,7 +61,7 @@ outbox_app = LetterkitTyper(
 app.add_typer(outbox_app, name="outbox")
 
 
-def _row_cells(row: Row, due: str = "") -> list[str]:
+def _row_cells(row: Row) -> list[str]:
     return [
         str(row.id),
         row.status,
@@ -71,22 +71,32 @@ def _row_cells(row: Row, due: str = "") -> list[str]:
         row.queued_at,
         row.sent_at,
         row.reason or row.reply,
-        *([due] if due else []),
     ]
 
 
-def _print_rows(rows: Iterable[Row], title: str, *, when: str, dues: dict[int, str] | None = None) -> None:
-    """Rows for people on a terminal (see :mod:`._ledger_view`), tab-separated lines when piped;
+def _print_rows(
+    rows: Iterable[Row],
+    title: str,
+    *,
+    when: str,
+    notes: dict[int, str] | None = None,
+    dues: dict[int, str] | None = None,
+) -> None:
+    """Rows for people on a terminal (see :mod:`._ledger_view`), tab-separated lines when piped.
+    ``notes``: what came back for each letter (``replied 2026-11-27``), a column of its own;
     ``dues``: when each queued letter is due and why (``letterkit outbox``: a ``due`` column)."""
     headers = ["id", "status", "recipient", "to", "subject", "queued_at", "sent_at", "reason"]
     if not _output.stdout_is_terminal():
-        _output.emit_tsv([headers + (["due"] if dues is not None else [])])
+        extra = (["response"] if notes is not None else []) + (["due"] if dues is not None else [])
+        _output.emit_tsv([headers + extra])
         for r in rows:
-            _output.emit_tsv([_row_cells(r, (dues or {}).get(r.id, "now") if dues is not None else "")])
+            cells = _row_cells(r) + ([notes.get(r.id, "")] if notes is not None else [])
+            _output.emit_tsv([cells + ([dues.get(r.id, "") or "now"] if dues is not None else [])])
         return
     from ._ledger_view import print_rows
 
-    print_rows(rows, title, when=when, due=(lambda r: dues.get(r.id, "")) if dues is not None else None)
+    due = (lambda r: dues.get(r.id, "")) if dues is not None else None
+    print_rows(rows, title, when=when, notes=notes, due=due)
 
 
 def _schedule(box: Outbox) -> Iterator[tuple[Row, Due]]:
@@ -404,8 +414,13 @@ def log(
             if limit
             else box.iter_rows(statuses, campaign=campaign)
         )
+        from ..mailbox import outcome, responses
+
+        answers = responses(box.ledger)
+        notes = {letter: outcome(items) for letter, items in answers.items()}
         if as_json:
-            emit_json_stream("log", {"paths": box.paths.as_dict()}, {"letters": (r.as_dict() for r in rows)})
+            letters = ({**r.as_dict(), "response": notes.get(r.id, "")} for r in rows)
+            emit_json_stream("log", {"paths": box.paths.as_dict()}, {"letters": letters})
             return
         from itertools import chain
 
@@ -414,7 +429,7 @@ def log(
         if first is None:
             _output.info("Nothing sent yet." if not (campaign or show_all) else "No letters match.")
         else:
-            _print_rows(chain([first], it), "Ledger", when="sent")
+            _print_rows(chain([first], it), "Ledger", when="sent", notes=notes)
     finally:
         box.close()
 

@@ -127,6 +127,16 @@ def send(
             help="Open the web forms of recipients without e-mail, with the letter on the clipboard.",
         ),
     ] = False,
+    follow_up: Annotated[
+        bool,
+        typer.Option(
+            "--follow-up",
+            help="Only to contacts whose letter had no reply after --days: threaded, 'Re:' its subject.",
+        ),
+    ] = False,
+    days: Annotated[
+        int, typer.Option("--days", metavar="N", help="With --follow-up: days without reply.")
+    ] = 14,
     as_json: JsonOpt = False,
     name: NameOpt = None,
     email: EmailOpt = None,
@@ -166,6 +176,10 @@ def send(
         )
     skips = _Skips(people=not as_json, keep=as_json)
     letters = job.letters()
+    if follow_up:
+        from ..followup import follow_ups
+
+        letters = follow_ups(letters, days=days)
     if edit:
         letters = _edited(letters, job.campaign.require_note, skips.emptied)
     base: dict[str, Any] = {
