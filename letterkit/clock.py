@@ -12,8 +12,12 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+from typing import TYPE_CHECKING
 
 from .errors import ConfigError
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 ENV = "LETTERKIT_NOW"
 
@@ -42,3 +46,15 @@ def now() -> dt.datetime:
 def today() -> dt.date:
     """Today's date, as the signer's calendar has it."""
     return now().date()
+
+
+def running() -> Callable[[], dt.datetime]:
+    """A clock for a long run: :func:`now` at the start, moved on by the monotonic clock.
+
+    With ``LETTERKIT_NOW`` set, :func:`now` stands still; a delivery run that waits
+    for a back-off must still see its wait end.  (Tests pass a fake clock instead.)
+    """
+    import time
+
+    start, t0 = now(), time.monotonic()
+    return lambda: start + dt.timedelta(seconds=time.monotonic() - t0)

@@ -204,6 +204,13 @@ class Config:
     default_account: str = ""
     rate: float = DEFAULT_RATE
     path: Path | None = None
+    daily: int = 0  # [defaults] rate = "N/day": recipients in any 24 hours (0: the account's preset)
+    window: str = ""  # [defaults] window = "09:00-17:00": send in the recipient's office hours
+
+    @property
+    def limits(self) -> Rate:
+        """The pace and daily quota of ``[defaults] rate``."""
+        return Rate(self.rate, self.daily)
 
     def account(self, name: str | None = None) -> Account | None:
         """The named account, else $LETTERKIT_ACCOUNT, else the default, else the only one.
@@ -287,23 +294,27 @@ def _defaults_specs() -> dict[str, schema.Spec]:
 
     return {
         "account": schema.text(),
-        "rate": schema.custom(_config_rate, DEFAULT_RATE, hint='write e.g. rate = "20/min", "600/hour" or 0'),
+        "rate": schema.custom(
+            _config_rate, Rate(), hint='write e.g. rate = "20/min", "600/hour", "450/day" or 0'
+        ),
+        "window": schema.custom(_config_window, "", hint='write e.g. window = "09:00-17:00"'),
     }
 
 
-def _config_rate(value: Any) -> float:
-    """``[defaults] rate``: a number (letters a minute) or a text :func:`parse_rate` reads."""
+def _config_rate(value: Any) -> Rate:
+    """``[defaults] rate``: a number (letters a minute) or a text :func:`parse_limits` reads
+    (a pace such as ``20/min``, or a daily quota ``450/day``)."""
     from .schema import Invalid
 
     if isinstance(value, bool) or not isinstance(value, int | float | str):
         raise Invalid("is not a rate")
     try:
-        rate = parse_rate(value, DEFAULT_RATE) if isinstance(value, str) else float(value)
+        limits = parse_limits(value, Rate()) if isinstance(value, str) else Rate(float(value))
     except InvalidValue:
         raise Invalid("is not a rate") from None
-    if not 0 <= rate < float("inf"):
+    if not 0 <= limits.per_minute < float("inf"):
         raise Invalid("is not a rate")
-    return rate
+    return limits
 
 
 def config_from_dict(raw: dict[str, Any], path: Path) -> Config:
@@ -324,13 +335,31 @@ def config_from_dict(raw: dict[str, Any], path: Path) -> Config:
         values["port"] = values["port"] or DEFAULT_PORTS[values["security"]]
         accounts[name] = Account(name=name, **values)
     defaults = schema.check(source, source.table(raw, "defaults"), _defaults_specs(), section="defaults")
+    limits: Rate = defaults["rate"]
     return Config(
         signer=Signer(**signer),
         accounts=accounts,
         default_account=defaults["account"],
-        rate=defaults["rate"],
+        rate=limits.per_minute,
         path=path,
+        daily=limits.per_day,
+        window=defaults["window"],
     )
+
+
+def _config_window(value: Any) -> str:
+    """``[defaults] window``: "09:00-17:00" (see :class:`letterkit.schedule.Window`)."""
+    from .schedule import Window
+    from .schema import Invalid
+
+    if value == "":
+        return ""
+    try:
+        if not isinstance(value, str):
+            raise InvalidValue("not a window")
+        return str(Window.parse(value))
+    except InvalidValue:
+        raise Invalid("is not a send window") from None
 
 
 def edit_toml(path: Path, *, header: str, mode: int = 0o600) -> AbstractContextManager[TOMLDocument]:
@@ -433,11 +462,34 @@ def _rate_value(rate: float) -> float | int:
     return int(rate) if float(rate).is_integer() else rate
 
 
+@dataclass(frozen=True)
+class Rate:
+    """How fast an account may send: a pace (letters a minute, 0: no limit) and a daily
+    quota (recipients in any 24 hours, 0: none given)."""
+
+    per_minute: float = DEFAULT_RATE
+    per_day: int = 0
+
+
+def parse_limits(text: str | None, default: Rate) -> Rate:
+    """A rate as ``--rate`` and ``[defaults] rate`` take it: ``N/day`` sets the daily quota
+    (the pace stays ``default``'s), anything else the pace (see :func:`parse_rate`)."""
+    import re
+
+    if text is None:
+        return default
+    m = re.fullmatch(r"\s*(\d+)\s*/\s*(?:d|day)\s*", text, re.I)
+    if m:
+        return Rate(default.per_minute, int(m[1]))
+    return Rate(parse_rate(text, default.per_minute), default.per_day)
+
+
 def parse_rate(text: str | None, default: float) -> float:
     """``20/min``, ``20``, ``600/hour``, ``1/s`` -> letters per minute (0 = no limit).
 
-    The one reading of a rate: ``--rate`` on the command line and ``[defaults] rate``
-    in config.toml (text or a number) both come here.
+    The one reading of a pace: ``--rate`` on the command line and ``[defaults] rate``
+    in config.toml (text or a number) both come here (``N/day``, a daily quota, is
+    read by :func:`parse_limits`).
     """
     import re
 
@@ -445,7 +497,9 @@ def parse_rate(text: str | None, default: float) -> float:
         return max(0.0, default)
     m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(?:/\s*(s|sec|second|m|min|minute|h|hr|hour))?\s*", text, re.I)
     if not m:
-        raise InvalidValue(f"rate {text!r} is not a rate", hint="write N/min, N/hour, or 0 for no limit")
+        raise InvalidValue(
+            f"rate {text!r} is not a rate", hint="write N/min, N/hour, N/day, or 0 for no limit"
+        )
     n = float(m[1])
     unit = (m[2] or "min").lower()
     if unit.startswith("s"):

@@ -38,7 +38,7 @@ _NUMBER_RE = re.compile(r"\+?[0-9 ()-]+")
 
 _FIELDS = {
     "id", "name", "groups", "salutation", "language", "email", "cc", "fax", "phone",
-    "address", "web_form", "source", "checked", "notes", "campaigns",
+    "address", "web_form", "source", "checked", "notes", "campaigns", "timezone",
 }  # fmt: skip
 
 
@@ -63,6 +63,7 @@ class Contact:
     user: bool = False  # added by the user (contacts.toml in the config dir)
     campaigns: tuple[str, ...] = ()  # a user contact's campaign ids ("*": all; none: no campaign)
     origin: str = field(default="", compare=False)  # "file:line" where it was defined
+    timezone: str = ""  # IANA name, e.g. "Europe/Vienna": its office hours for --window
 
     @property
     def channels(self) -> tuple[str, ...]:
@@ -174,7 +175,7 @@ def _as_list(value: Any, key: str, where: str) -> tuple[str, ...]:
 def _strings(table: dict[str, Any], where: str) -> dict[str, str]:
     """A contact's single values, stripped; those that reach a letter's header checked."""
     strings = {}
-    for key in ("name", "salutation", "language", "email", "fax", "source", "checked", "notes"):
+    for key in ("name", "salutation", "language", "email", "fax", "source", "checked", "notes", "timezone"):
         value = table.get(key, "")
         if isinstance(value, dt.date):  # an unquoted TOML date
             value = value.isoformat()
@@ -252,7 +253,25 @@ def contact_from_table(table: dict[str, Any], where: str, *, user: bool = False)
         user=user,
         campaigns=campaigns,
         origin=where.split(" (contact")[0],
+        timezone=_timezone(strings.get("timezone", ""), where),
     )
+
+
+def _timezone(name: str, where: str) -> str:
+    """A contact's ``timezone``: an IANA name zoneinfo knows (checked only when given)."""
+    if not name:
+        return ""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_+-]*(?:/[A-Za-z0-9_+-]+)*", name):
+            raise ValueError(name)
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ContactError(
+            f"{where}: timezone {name!r} is not a time zone", hint="use an IANA name such as Europe/Vienna"
+        ) from None
+    return name
 
 
 def _chunks(path: Path) -> Iterator[tuple[int, str, dict[str, Any] | tomllib.TOMLDecodeError]]:
@@ -467,6 +486,7 @@ def _table_for_file(contact: Contact) -> dict[str, Any]:
         "checked": contact.checked,
         "notes": contact.notes,
         "campaigns": list(contact.campaigns),
+        "timezone": contact.timezone,
     }
     data.update({k: v for k, v in optional.items() if v})
     return data

@@ -1,35 +1,44 @@
-"""Delivery: a straight loop over the queued letters, one SMTP connection for all of them.
+"""Delivery: passes over the queued letters that are due, one SMTP connection for all of them.
 
-For each letter, oldest first: wait for the rate limit, set its From for the
-account and its Date for now (when either changed since it was queued), send
-it, file its copy in ``sent/`` (the mark reconcile goes by), record the outcome
-in the ledger.  Outcomes are committed every :data:`letterkit.ledger.COMMIT_EVERY`
-letters and before every wait, so a kill loses at most those records — and
-:meth:`letterkit.outbox.Outbox.reconcile` restores them from ``sent/``: at most
-the letter in flight at the kill can go twice.
+For each letter due now (:mod:`letterkit.schedule`: its back-off, send window
+and the daily quota), oldest first: wait for the pace (:mod:`letterkit.pacing`),
+set its From for the account and its Date for now (when either changed since it
+was queued), send it, file its copy in ``sent/`` (the mark reconcile goes by),
+record the outcome in the ledger.  Outcomes are committed every
+:data:`letterkit.ledger.COMMIT_EVERY` letters and before every wait, so a kill
+loses at most those records — and :meth:`letterkit.outbox.Outbox.reconcile`
+restores them from ``sent/``: at most the letter in flight at the kill can go twice.
 
-A temporary failure the transport gave up on leaves that letter queued with the
-reason; a permanent one fails that letter only.  When the connection itself
-cannot be had (server unreachable, TLS or login refused), the batch stops: the
-letters left stay queued, their files are written to the outbox, and
-:attr:`DeliveryReport.error` says why.
+A temporary failure (4xx, a dropped connection) *defers* that letter: it gets
+its own next-attempt time (exponential back-off with jitter, in the ledger) and
+the pass goes on; when the pass is over, the run sleeps until the next back-off
+ends (if that is soon) and makes another pass.  A reply that means "slow down"
+halves the pace (:mod:`letterkit.pacing`); one that means "you sent too much"
+stops the batch, the letters left waiting a day.  A permanent refusal fails
+that letter only.  When the connection cannot be had (server unreachable, TLS
+or login refused), the batch stops (after a few reconnections with back-off in
+the middle of a batch): the letters left stay queued, their files are written
+to the outbox, and :attr:`DeliveryReport.error` says why.  The run ends when
+nothing more is due soon; :attr:`DeliveryReport.next_due` says what waits, until when.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from . import clock
 from .errors import InvalidValue, LetterkitError
-from .ledger import COMMIT_EVERY, IN_OUTBOX, now_text
-from .transport import DeliveryResult, is_loopback
+from .ledger import COMMIT_EVERY, IN_OUTBOX
+from .pacing import Pace, SendingBlocked, classify
+from .schedule import Due, Quota, Schedule, backoff, due, sent_last_day
+from .transport import DeliveryResult, ServerUnreachable, is_loopback, retry_delay
 from .validation import check_address
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable
+    from collections.abc import Callable, Iterable, Sequence
 
     from .config import Account
     from .ledger import Row
@@ -37,6 +46,9 @@ if TYPE_CHECKING:
     from .transport import Transport
 
 STALE_DATE_SECONDS = 30  # a letter whose Date is older than this gets a new one as it leaves
+MAX_SERVER_DOWN = 3  # failed reconnections in a row (each after a back-off) before the batch stops
+BLOCKED_FOR = dt.timedelta(days=1)  # after "you sent too much": a provider's daily quota renews
+__all__ = ["DeliveryReport", "Pace", "SendReport", "as_it_leaves", "deliver", "refuse_placeholders"]
 
 
 @dataclass
@@ -44,7 +56,10 @@ class DeliveryReport:
     """What :func:`deliver` did: counts per outcome (see :meth:`Outbox.batch_rows`).
 
     ``deferred`` letters are still queued (a temporary failure, or never tried
-    because the batch stopped); ``error`` is why the batch stopped early, or None.
+    because the batch stopped); ``waiting`` ones are queued too, but only wait for
+    their send window or the daily quota (no failure: they go on a later run).
+    ``next_due`` is when the first letter left is due and why; ``notes`` what the
+    run said about its pace; ``error`` is why the batch stopped early, or None.
     """
 
     batch: str = ""
@@ -55,6 +70,9 @@ class DeliveryReport:
     failed: int = 0
     deferred: int = 0
     error: LetterkitError | None = None
+    waiting: int = 0
+    next_due: Due | None = None
+    notes: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -82,40 +100,7 @@ class SendReport:
         return self.delivery is None or self.delivery.ok
 
 
-class Pace:
-    """At most ``rate`` letters a minute (0: no limit); the first goes at once.
-
-    ``on_wait(seconds)`` is told before each wait, so a progress display can say
-    until when; ``sleep`` and ``monotonic`` are injectable (tests use a fake clock).
-    """
-
-    def __init__(
-        self,
-        rate: float,
-        *,
-        sleep: Callable[[float], None] = time.sleep,
-        monotonic: Callable[[], float] = time.monotonic,
-        on_wait: Callable[[float], None] | None = None,
-    ) -> None:
-        self.interval = 60.0 / rate if rate and rate > 0 else 0.0
-        self._sleep, self._monotonic, self._on_wait = sleep, monotonic, on_wait
-        self._next = 0.0
-
-    def must_wait(self) -> float:
-        """Seconds until the next letter may go (0: now)."""
-        if not self.interval or not self._next:
-            return 0.0
-        return max(0.0, self._next - self._monotonic())
-
-    def wait(self) -> None:
-        if (seconds := self.must_wait()) > 0:
-            if self._on_wait is not None:
-                self._on_wait(seconds)
-            self._sleep(seconds)
-        self._next = self._monotonic() + self.interval
-
-
-def as_it_leaves(message: bytes, row: Row, account: Account) -> bytes:
+def as_it_leaves(message: bytes, row: Row, account: Account, now: dt.datetime | None = None) -> bytes:
     """The stored message with From set for ``account`` (when it was queued for another or
     none) and Date set to now (when it waited): edited as an ``EmailMessage``."""
     import email
@@ -131,7 +116,7 @@ def as_it_leaves(message: bytes, row: Row, account: Account) -> bytes:
         msg["From"] = Address(row.signer_name, addr_spec=account.from_addr)
         if row.signer_email and row.signer_email.lower() != account.from_addr.lower():
             msg["Reply-To"] = Address(row.signer_name, addr_spec=row.signer_email)
-    now = clock.now()
+    now = now or clock.now()
     if _waited(row, now):
         msg = msg or email.message_from_bytes(message, policy=email.policy.SMTP)
         del msg["Date"]
@@ -175,19 +160,26 @@ def deliver(
     retry_failed: bool = False,
     on_progress: Callable[[int, int, Row], None] | None = None,
     on_wait: Callable[[float], None] | None = None,
+    on_note: Callable[[str], None] | None = None,
     sleep: Callable[[float], None] = time.sleep,
+    now: Callable[[], dt.datetime] | None = None,
+    schedule: Schedule | None = None,
 ) -> DeliveryReport:
-    """Deliver queued letters over ``transport``, oldest first (see the module docstring).
+    """Deliver the queued letters that are due over ``transport``, oldest first (see the
+    module docstring); letters deferred meanwhile are tried again when their back-off ends.
 
-    ``batch``: only the letters of one :meth:`Outbox.queue` call (default: every
-    queued letter; they become a new batch).  ``rate``: letters per minute (0: no
-    limit).  ``retry_failed`` also retries letters refused before.
-    ``on_progress(done, total, row)`` is called after each letter, ``on_wait(seconds)``
-    before each wait for the rate limit.  The transport is opened here if needed
-    and left open (the caller closes it).
+    ``batch``: only the letters of one :meth:`Outbox.queue` call (default: every queued
+    letter; they become a new batch).  ``rate``: letters per minute (0: no limit).
+    ``retry_failed`` also retries letters refused before.  ``schedule``: daily quota, send
+    window, back-off (default: none, the back-off base of ``$LETTERKIT_RETRY_DELAY``).
+    ``on_progress(done, total, row)`` after each attempt, ``on_wait(seconds)`` before each
+    wait, ``on_note(text)`` when the pace changes.  ``now``/``sleep``: the clock (default
+    :func:`clock.running`; tests pass a fake one).  The transport is opened here if
+    needed and left open (the caller closes it).
     """
     import uuid
 
+    now = now or clock.running()
     account = transport.account
     mail_from = check_address(account.from_addr, f"account {account.name!r} From address")
     statuses = IN_OUTBOX if retry_failed else ("queued",)
@@ -206,28 +198,216 @@ def deliver(
         except LetterkitError as exc:  # unreachable, TLS, AUTH, no password: nothing goes
             _stop(box, report, batch, statuses, exc, from_id=0)
             return report
-        pace = Pace(rate, sleep=sleep, on_wait=on_wait)
-        with box.ledger.transaction():
-            for row, stored in box.ledger.with_messages(batch, statuses):
-                if pace.must_wait():
-                    box.ledger.commit_and_continue()  # nothing stays unrecorded while we wait
-                message = as_it_leaves(stored, row, account) if stored is not None else None
-                try:
-                    result = _send_one(transport, message, mail_from, row.rcpt, pace)
-                except LetterkitError as exc:  # the server or the account, not this letter
-                    _stop(box, report, batch, statuses, exc, from_id=row.id)
-                    break
-                changes = _record(
-                    box, row, result, message, account.name, stored_changed=message is not stored
-                )
-                report.count(changes["status"])
-                if report.handled % COMMIT_EVERY == 0:
-                    box.ledger.commit_and_continue()
-                if on_progress is not None:
-                    on_progress(report.handled, report.total, replace(row, **changes))
+        pace = Pace(rate, sleep=sleep, monotonic=lambda: now().timestamp(), on_wait=on_wait)
+        run = _Run(box, transport, report, mail_from, pace, schedule or Schedule(backoff_base=retry_delay()))
+        run.now, run.sleep, run.on_progress, run.on_wait, run.on_note = (
+            now,
+            sleep,
+            on_progress,
+            on_wait,
+            on_note,
+        )
+        run.go(statuses)
     if report.error is not None or report.deferred:
         box.write_outbox(batch)  # what is left waits as files too (mail tools see it)
     return report
+
+
+def _iso(when: dt.datetime) -> str:
+    """A next-attempt time as the ledger keeps it (UTC, to the microsecond: sorts as text)."""
+    return when.astimezone(dt.UTC).isoformat(timespec="microseconds")
+
+
+class _Run:
+    """One delivery run: passes over the due letters until nothing more is due in it.
+
+    Each pass sends, oldest first, the letters due now (:func:`letterkit.schedule.due`);
+    a letter that meets a temporary failure gets its back-off and the pass goes on.
+    Between passes the run sleeps until the next back-off ends, if that is soon
+    (:attr:`Schedule.in_run_wait`); letters held by the window or the quota end the
+    run, with :attr:`DeliveryReport.next_due` saying when the first of them is due.
+    """
+
+    def __init__(
+        self, box: Outbox, transport: Transport, report: DeliveryReport, mail_from: str, pace: Pace,
+        schedule: Schedule,
+    ) -> None:  # fmt: skip
+        self.box, self.ledger, self.transport, self.report = box, box.ledger, transport, report
+        self.mail_from, self.pace, self.schedule = mail_from, pace, schedule
+        self.now: Callable[[], dt.datetime] = clock.now
+        self.sleep: Callable[[float], None] = time.sleep
+        self.on_progress: Callable[[int, int, Row], None] | None = None
+        self.on_wait: Callable[[float], None] | None = None
+        self.on_note: Callable[[str], None] | None = None
+        self.server_down = 0  # connection failures in a row
+        self.deferred_ids: set[int] = set()  # letters deferred in this run (counted once)
+        self.hold_until: dt.datetime | None = None  # no connection before this (server back-off)
+        self.quota = Quota(0)
+
+    def note(self, text: str) -> None:
+        self.report.notes.append(text)
+        if self.on_note is not None:
+            self.on_note(text)
+
+    def go(self, statuses: Sequence[str]) -> None:
+        account = self.transport.account.name
+        self.quota = Quota(self.schedule.per_day, sent_last_day(self.ledger, account, self.now()))
+        with self.ledger.transaction():
+            while not self._pass(statuses):
+                statuses = ("queued",)  # a letter refused again in this run stays refused
+                self.ledger.commit_and_continue()  # nothing stays unrecorded while we wait
+                first = self._next_due()
+                if first is None:
+                    break
+                seconds = (first.at - self.now()).total_seconds()
+                if seconds > 0 and (first.why != "back-off" or seconds > self.schedule.in_run_wait):
+                    break
+                if seconds > 0:
+                    if self.on_wait is not None:
+                        self.on_wait(seconds)
+                    self.sleep(seconds)
+            self._finish()
+
+    def _pass(self, statuses: Sequence[str]) -> bool:
+        """Send every letter due now; True when the batch must stop."""
+        now = self.now()
+        if self.hold_until is not None and self.hold_until > now:
+            return False
+        for row, stored in self.ledger.with_messages(self.report.batch, statuses, due=_iso(now)):
+            now = self.now()
+            when = due(row, now, self.schedule, self.quota)
+            if when.at > now:
+                if (row.next_attempt_at, row.wait_reason) != (_iso(when.at), when.why):
+                    self.ledger.update(row.id, next_attempt_at=_iso(when.at), wait_reason=when.why)
+                continue
+            if self.pace.must_wait():
+                self.ledger.commit_and_continue()  # nothing stays unrecorded while we wait
+            message = as_it_leaves(stored, row, self.transport.account, now) if stored is not None else None
+            try:
+                result = _send_one(self.transport, message, self.mail_from, row.rcpt, self.pace)
+            except ServerUnreachable as exc:
+                return self._server_down(row, exc)
+            except LetterkitError as exc:  # the server or the account, not this letter
+                self._stop(exc, row.id)
+                return True
+            self.server_down = 0
+            if self._outcome(row, result, message, stored_changed=message is not stored):
+                return True
+        return False
+
+    def _outcome(
+        self, row: Row, result: DeliveryResult, message: bytes | None, *, stored_changed: bool
+    ) -> bool:
+        """Record what happened to ``row``; True when the batch must stop (blocked)."""
+        kind = classify(result.code, result.reply) if result.status in ("deferred", "failed") else "ok"
+        if kind == "blocked":
+            self._blocked(row, result)
+            return True
+        now = self.now()
+        retry_at = ""
+        if result.status == "deferred":
+            retry_at = _iso(now + dt.timedelta(seconds=self._backoff(row.attempts + result.attempts)))
+        if result.status == "deferred" and kind == "slow":
+            rate = self.pace.slow_down()
+            self.note(f"the server asks to slow down ({result.reply}): now {rate:.3g} letters a minute")
+        elif result.delivered and self.pace.went_through():
+            pace = f"{self.pace.rate:.3g} letters a minute" if self.pace.interval else "no limit"
+            self.note(f"letters go through again: the pace is back up to {pace}")
+        if result.delivered:
+            self.quota.take(now, len(row.rcpt))
+        changes = _record(
+            self.box, row, result, message, self.transport.account.name, stored_changed=stored_changed,
+            sent_at=now, retry_at=retry_at,
+        )  # fmt: skip
+        self._count(row.id, changes["status"])
+        if self.report.handled % COMMIT_EVERY == 0:
+            self.ledger.commit_and_continue()
+        if self.on_progress is not None:
+            self.on_progress(self.report.handled, self.report.total, replace(row, **changes))
+        return False
+
+    def _count(self, row_id: int, status: str) -> None:
+        """Count an outcome (a letter deferred again in this run counts once)."""
+        if row_id in self.deferred_ids:
+            if status == "queued":
+                return
+            self.deferred_ids.discard(row_id)
+            self.report.deferred -= 1
+        elif status == "queued":
+            self.deferred_ids.add(row_id)
+        self.report.count(status)
+
+    def _backoff(self, attempts: int) -> float:
+        return backoff(attempts, self.schedule.backoff_base)
+
+    def _server_down(self, row: Row, exc: ServerUnreachable) -> bool:
+        """The connection could not be reopened: back off the server, or stop after a few tries."""
+        self.server_down += 1
+        if not exc.transient or self.server_down > MAX_SERVER_DOWN:
+            self._stop(exc, row.id)
+            return True
+        seconds = self._backoff(self.server_down)
+        self.hold_until = self.now() + dt.timedelta(seconds=seconds)
+        self.note(f"{exc.message}; trying again in {seconds:.3g} s")
+        return False
+
+    def _next_due(self) -> Due | None:
+        """The first due time of the batch's letters still queued (None: none is left)."""
+        first: Due | None = None
+        now = self.now()
+        for row in self.ledger.batch_rows(self.report.batch, ("queued",)):
+            if row.channel != "email":
+                continue
+            when = due(row, now, self.schedule, self.quota)
+            if self.hold_until is not None and when.at < self.hold_until:
+                when = Due(self.hold_until, "back-off")
+            if first is None or when.at < first.at:
+                first = when
+        return first
+
+    def _finish(self) -> None:
+        """What is left in the batch: deferred (a failure) or waiting (window, quota), and when."""
+        report, now = self.report, self.now()
+        report.deferred = report.waiting = 0
+        report.next_due = None
+        for row in self.ledger.batch_rows(report.batch, ("queued",)):
+            if row.channel != "email":
+                continue
+            when = due(row, now, self.schedule, self.quota)
+            if when.why in ("window", "quota"):
+                report.waiting += 1
+                self.ledger.update(row.id, next_attempt_at=_iso(when.at), wait_reason=when.why)
+            else:
+                report.deferred += 1
+            if report.next_due is None or when.at < report.next_due.at:
+                report.next_due = when
+
+    def _blocked(self, row: Row, result: DeliveryResult) -> None:
+        """The server refuses more mail from this account: every letter left waits a day."""
+        until = self.now() + BLOCKED_FOR
+        account = self.transport.account
+        error = SendingBlocked(
+            f"{account.host}:{account.port}: the server refuses more mail from account "
+            f"{account.name!r} for now ({result.reply})",
+            hint=f"the letters left stay queued; try again after {until:%Y-%m-%d %H:%M}: "
+            "letterkit outbox flush",
+            until=_iso(until),
+        )
+        self.ledger.update(row.id, attempts=row.attempts + result.attempts)
+        marks = {"next_attempt_at": _iso(until), "wait_reason": "blocked"}
+        for left in list(self.ledger.batch_rows(self.report.batch, ("queued",))):
+            if left.channel == "email":
+                self.ledger.update(left.id, **marks, reply=f"not sent yet: {result.reply}")
+        self.report.next_due = Due(until, "blocked")
+        self.report.error = error
+        self.report.deferred = self.ledger.count(("queued",), batch=self.report.batch, channel="email")
+
+    def _stop(self, error: LetterkitError, from_id: int) -> None:
+        """The batch stops: the letters left stay queued, saying why."""
+        self.report.error = error
+        with self.ledger.transaction():
+            self.ledger.note_batch(self.report.batch, ("queued",), f"not sent yet: {error}", from_id=from_id)
+        self.report.deferred = self.ledger.count(("queued",), batch=self.report.batch, channel="email")
 
 
 def _send_one(
@@ -248,7 +428,7 @@ def _stop(
     *,
     from_id: int,
 ) -> None:
-    """The batch stops: the letters from ``from_id`` on stay queued, saying why."""
+    """The batch stops before it began: its letters stay queued, saying why."""
     report.error = error
     report.deferred += report.total - report.handled
     with box.ledger.transaction():
@@ -263,6 +443,8 @@ def _record(
     account: str,
     *,
     stored_changed: bool,
+    sent_at: dt.datetime | None = None,
+    retry_at: str = "",
 ) -> dict[str, Any]:
     """File the copy of a sent letter, then write its outcome into the ledger (committed by
     the caller); returns the changed fields (``replace(row, **changes)`` is the row now)."""
@@ -270,25 +452,28 @@ def _record(
 
     refused = {a: list(v) for a, v in result.refused.items()}
     status: str
+    when = (sent_at or clock.now()).astimezone(dt.UTC).isoformat(timespec="seconds")
     if result.delivered and message is not None:
         note = box.file_sent(row, message)  # first: the mark that it went
         if stored_changed:
             box.ledger.set_message(row.id, message)  # exactly what was sent
-        status, sent_at, reply = result.status, now_text(), result.reply
+        status, sent, reply = result.status, when, result.reply
         if result.status == "partial":
             reply += "; refused: " + "; ".join(f"{a}: {m}" for a, (_c, m) in result.refused.items())
         reply += note
     elif result.status == "failed":
-        status, sent_at, reply = "failed", "", result.reply
+        status, sent, reply = "failed", "", result.reply
     else:
-        status, sent_at, reply = "queued", "", f"deferred: {result.reply}"
+        status, sent, reply = "queued", "", f"deferred: {result.reply}"
     changes: dict[str, Any] = {
         "status": status,
-        "sent_at": sent_at,
+        "sent_at": sent,
         "reply": reply,
         "refused": refused,
         "account": account,
         "attempts": row.attempts + result.attempts,
+        "next_attempt_at": retry_at,
+        "wait_reason": "back-off" if retry_at else "",
     }
     box.ledger.update(row.id, **{**changes, "refused": json.dumps(refused) if refused else ""})
     return changes

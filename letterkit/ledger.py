@@ -108,17 +108,21 @@ CREATE INDEX IF NOT EXISTS responses_letter ON responses(letter);
 _ADDED = {  # columns newer than the first ledgers: added on open
     "signer_name": "TEXT NOT NULL DEFAULT ''",
     "signer_email": "TEXT NOT NULL DEFAULT ''",
+    "next_attempt_at": "TEXT NOT NULL DEFAULT ''",  # a deferred letter: not before (UTC ISO)
+    "wait_reason": "TEXT NOT NULL DEFAULT ''",  # why it waits: back-off, window, quota, blocked
+    "timezone": "TEXT NOT NULL DEFAULT ''",  # the recipient's (IANA), for send windows
 }
 _COLUMNS = (
     "id", "key", "campaign", "template", "language", "recipient", "recipient_name", "signer",
     "channel", "status", "subject", "rcpt", "message_id", "queued_at", "sent_at", "reply",
     "refused", "account", "file", "attempts", "batch", "signer_name", "signer_email",
+    "next_attempt_at", "wait_reason", "timezone",
 )  # fmt: skip
 _SELECT = f"SELECT {', '.join(_COLUMNS)} FROM letters"
 _INSERTED = (
     "id", "key", "campaign", "template", "language", "recipient", "recipient_name", "signer",
     "channel", "status", "subject", "rcpt", "message_id", "queued_at", "account", "file", "batch",
-    "signer_name", "signer_email",
+    "signer_name", "signer_email", "timezone",
 )  # fmt: skip
 
 
@@ -171,6 +175,9 @@ class Row:
     batch: str = ""
     signer_name: str = ""
     signer_email: str = ""
+    next_attempt_at: str = ""
+    wait_reason: str = ""
+    timezone: str = ""
 
     @classmethod
     def from_sql(cls, values: Sequence[Any]) -> Row:
@@ -418,9 +425,10 @@ class Ledger:
         return bytes(found[0]) if found else None
 
     def with_messages(
-        self, batch: str, statuses: Sequence[str], page: int = 200
+        self, batch: str, statuses: Sequence[str], page: int = 200, *, due: str = "9999"
     ) -> Iterator[tuple[Row, bytes | None]]:
-        """The e-mail letters of ``batch`` in ``statuses`` with their messages, a page at a time."""
+        """The e-mail letters of ``batch`` in ``statuses`` with their messages, a page at a time
+        (not those whose back-off lasts beyond ``due``: a window or quota is judged anew)."""
         conn = self._writer()
         columns = ", ".join(f"l.{c}" for c in _COLUMNS)
         marks = ", ".join("?" * len(statuses))
@@ -429,8 +437,9 @@ class Ledger:
             found = conn.execute(
                 f"SELECT {columns}, m.data FROM letters l LEFT JOIN messages m ON m.id = l.id "
                 f"WHERE l.batch = ? AND l.status IN ({marks}) AND l.channel = 'email' AND l.id > ? "
+                f"AND (l.next_attempt_at <= ? OR l.wait_reason IN ('window', 'quota')) "
                 f"ORDER BY l.id LIMIT {page}",
-                (batch, *statuses, last),
+                (batch, *statuses, last, due),
             ).fetchall()
             for values in found:
                 yield Row.from_sql(values[:-1]), (bytes(values[-1]) if values[-1] is not None else None)

@@ -535,6 +535,7 @@ def _new_row(
         "language": letter.language,
         "recipient": letter.contact.id,
         "recipient_name": letter.contact.name,
+        "timezone": letter.contact.timezone,
         "signer": f"{s.name} <{s.email}>" if s.email else s.name,
         "signer_name": s.name,
         "signer_email": s.email,

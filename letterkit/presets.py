@@ -11,10 +11,19 @@ from typing import Any
 PRESETS: dict[str, dict[str, Any]] = {
     "gmail": {"host": "smtp.gmail.com", "port": 587, "security": "starttls", "oauth_provider": "google",
               "note": "Gmail needs an app password (Google account → Security → App passwords), "
-                      "or --auth oauth2 and: letterkit account login NAME"},
+                      "or --auth oauth2 and: letterkit account login NAME",
+              "daily_limit": 500, "source": "https://support.google.com/mail/answer/22839"},
+    "google-workspace": {"host": "smtp.gmail.com", "port": 587, "security": "starttls",
+                         "oauth_provider": "google",
+                         "note": "Google Workspace: an app password, or --auth oauth2 and: "
+                                 "letterkit account login NAME",
+                         "daily_limit": 2000, "source": "https://support.google.com/a/answer/166852"},
     "outlook": {"host": "smtp-mail.outlook.com", "port": 587, "security": "starttls", "auth": "oauth2",
                 "oauth_provider": "microsoft",
-                "note": "Outlook.com takes no passwords: sign in with letterkit account login NAME"},
+                "note": "Outlook.com takes no passwords: sign in with letterkit account login NAME",
+                "daily_limit": 300,
+                "source": "https://support.microsoft.com/office/sending-limits-in-outlook-com-"
+                          "279ee200-594c-40f0-9ec8-bb6af7735c2e"},
     "yahoo": {"host": "smtp.mail.yahoo.com", "port": 465, "security": "tls",
               "note": "Yahoo needs an app password"},
     "fastmail": {"host": "smtp.fastmail.com", "port": 465, "security": "tls",
@@ -49,3 +58,28 @@ PRESETS.setdefault("office365", {"host": "smtp.office365.com", "port": 587, "sec
 ADD_ACCOUNT_HINT = (
     "letterkit account add NAME --host smtp.example.org --username you@example.org --from you@example.org"
 )
+
+SAFETY_MARGIN = 0.9  # the default daily quota: this share of the provider's documented limit
+GMAIL_DOMAINS = ("gmail.com", "googlemail.com")
+
+
+def daily_limit(host: str, from_addr: str = "") -> tuple[int, str]:
+    """The documented daily limit of the provider whose SMTP host is ``host`` (0 if unknown),
+    and the preset's name.  smtp.gmail.com serves Gmail (From an @gmail.com address) and
+    Google Workspace (any other domain)."""
+    host = host.lower().rstrip(".")
+    domain = from_addr.rpartition("@")[2].lower()
+    for name, preset in PRESETS.items():
+        if preset["host"] != host or not preset.get("daily_limit"):
+            continue
+        if host == "smtp.gmail.com" and (name == "gmail") != (domain in GMAIL_DOMAINS):
+            continue
+        return int(preset["daily_limit"]), name
+    return 0, ""
+
+
+def default_quota(host: str, from_addr: str = "") -> int:
+    """Recipients a day letterkit sends through such an account unless told otherwise:
+    :data:`SAFETY_MARGIN` of the documented limit (0: no quota known)."""
+    limit, _name = daily_limit(host, from_addr)
+    return int(limit * SAFETY_MARGIN)

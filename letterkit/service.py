@@ -23,12 +23,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .config import AUTH_KEYS, DEFAULT_PORTS, Account, parse_rate
+from .config import AUTH_KEYS, DEFAULT_PORTS, Account, parse_limits
 from .errors import ConfigError, InvalidValue
 from .mailbox import copy_to_sent, imap_options
 from .presets import ADD_ACCOUNT_HINT, PRESETS
 
 if TYPE_CHECKING:
+    import datetime as dt
     from collections.abc import Callable, Iterable, Iterator
 
     from .campaign import Campaign
@@ -39,6 +40,7 @@ if TYPE_CHECKING:
     from .letters import Letter
     from .oauth import AccessToken
     from .outbox import Outbox, QueueResult, Skipped
+    from .schedule import Schedule
     from .transport import SmtpTransport, Transport
 
 # --- rules ----------------------------------------------------------------------------------
@@ -97,6 +99,7 @@ class SendJob:
     cosigners: tuple[Cosigner, ...] = ()
     placeholder: str = ""
     warnings: list[str] = field(default_factory=list)
+    schedule: Schedule | None = None  # daily quota, send window (see :func:`schedule_for`)
 
     @classmethod
     def create(
@@ -114,11 +117,14 @@ class SendJob:
         note: str = "",
         cosigners: Iterable[Cosigner] = (),
         will_edit: bool = False,
+        window: str | None = None,
     ) -> SendJob:
         """Check everything that can be checked before composing (raises LetterkitError)."""
         require_note(campaign, note, will_edit=will_edit)
         acct = config.account(account)
-        per_minute = rate if isinstance(rate, int | float) else parse_rate(rate, config.rate)
+        text = None if isinstance(rate, int | float) else rate
+        per_minute = rate if isinstance(rate, int | float) else parse_limits(text, config.limits).per_minute
+        schedule = schedule_for(config, acct, rate=text, window=window)[1] if acct is not None else None
         return cls(
             campaign=campaign,
             template=template,
@@ -132,6 +138,7 @@ class SendJob:
             cosigners=tuple(cosigners),
             placeholder=placeholder(signer, acct),
             warnings=[w for w in (campaign.deadline_warning(),) if w],
+            schedule=schedule,
         )
 
     @property
@@ -192,6 +199,7 @@ class SendJob:
         on_wait: Callable[[float], None] | None = None,
         transport: Transport | None = None,
         interactive: bool = False,
+        on_note: Callable[[str], None] | None = None,
     ) -> SendReport:
         """Queue every letter durably (all or nothing), then deliver them through the account.
 
@@ -214,6 +222,8 @@ class SendJob:
             on_wait=on_wait,
             transport=transport,
             interactive=interactive,
+            schedule=self.schedule,
+            on_note=on_note,
         )
 
 
@@ -232,6 +242,8 @@ def send_letters(
     transport: Transport | None = None,
     password_provider: Callable[[], str] | None = None,
     interactive: bool = False,
+    schedule: Schedule | None = None,
+    on_note: Callable[[str], None] | None = None,
 ) -> SendReport:
     """Queue ``letters`` durably (all or nothing), then deliver them through ``account``.
 
@@ -275,6 +287,8 @@ def send_letters(
                     rate=per_minute,
                     on_progress=on_progress,
                     on_wait=on_wait,
+                    on_note=on_note,
+                    schedule=schedule,
                 )
             finally:
                 transport.close()
@@ -306,21 +320,87 @@ def flush(
     on_wait: Callable[[float], None] | None = None,
     transport: Transport | None = None,
     interactive: bool = False,
+    schedule: Schedule | None = None,
+    on_note: Callable[[str], None] | None = None,
+    sleep: Callable[[float], None] | None = None,
+    now: Callable[[], dt.datetime] | None = None,
 ) -> DeliveryReport:
-    """Deliver what waits in the outbox (``retry_failed``: the refused letters too)."""
+    """Deliver what is due in the outbox (``retry_failed``: the refused letters too).
+
+    With ``schedule.wait`` (``outbox flush --wait``) it keeps going until every letter
+    is sent: between runs it sleeps until the next one is due (its window, the quota,
+    a back-off), with the connection closed.  Everything is in the ledger before each
+    sleep, so Ctrl-C or a kill there loses nothing; running it again goes on.
+    """
+    import time
+
+    from . import clock
     from .delivery import deliver
 
     if account is None:
         raise ConfigError("no mail account is set up", hint=f"add yours with: {ADD_ACCOUNT_HINT}")
     transport = transport or smtp_transport(account, interactive=interactive)
+    now = now or clock.running()
+    sleep = sleep or time.sleep
+    options: dict[str, Any] = {"rate": rate, "on_progress": on_progress, "on_wait": on_wait}
+    options.update(on_note=on_note, schedule=schedule, sleep=sleep, now=now)
     try:
-        report = deliver(
-            box, transport, rate=rate, retry_failed=retry_failed, on_progress=on_progress, on_wait=on_wait
-        )
+        report = deliver(box, transport, retry_failed=retry_failed, **options)
+        while schedule is not None and schedule.wait and report.error is None and report.next_due:
+            transport.close()  # no idle connection for hours
+            seconds = (report.next_due.at - now()).total_seconds()
+            if seconds > 0:
+                if on_wait is not None:
+                    on_wait(seconds)
+                sleep(seconds)
+            report = _add(report, deliver(box, transport, batch=report.batch, **options))
     finally:
         transport.close()
     copy_to_sent(box, account, interactive=interactive)  # never fails the letters; retried later
     return report
+
+
+def _add(before: DeliveryReport, after: DeliveryReport) -> DeliveryReport:
+    """One report for two runs over the same batch (``--wait``)."""
+    from dataclasses import replace
+
+    return replace(
+        after,
+        total=before.total,
+        sent=before.sent + after.sent,
+        partial=before.partial + after.partial,
+        failed=before.failed + after.failed,
+        notes=before.notes + after.notes,
+    )
+
+
+def schedule_for(
+    config: Config,
+    account: Account,
+    *,
+    rate: str | None = None,
+    window: str | None = None,
+    wait: bool = False,
+) -> tuple[float, Schedule]:
+    """The pace (letters a minute) and the schedule of a run through ``account``.
+
+    ``rate`` (``--rate``; default ``[defaults] rate``): ``N/min``, ``N/hour`` set the
+    pace, ``N/day`` the daily quota; without a quota, the account's provider preset
+    gives one with a safety margin (:func:`letterkit.presets.default_quota`).
+    ``window`` (``--window``; default ``[defaults] window``; ``any``: none).
+    """
+    from .presets import default_quota
+    from .schedule import Schedule, Window
+    from .transport import retry_delay
+
+    limits = parse_limits(rate, config.limits)
+    chosen = config.window if window is None else window
+    return limits.per_minute, Schedule(
+        per_day=limits.per_day or default_quota(account.host, account.from_addr),
+        window=Window.parse(chosen) if chosen and chosen.strip().lower() != "any" else None,
+        backoff_base=retry_delay(),
+        wait=wait,
+    )
 
 
 # --- accounts ---------------------------------------------------------------------------------

@@ -16,17 +16,21 @@ Failures are sorted into three kinds:
 * per letter, permanent (5xx): :meth:`SmtpTransport.send` returns a
   :class:`DeliveryResult` with status ``failed`` and the server's reason; some
   recipients refused but others accepted: ``partial``;
-* temporary (4xx, a dropped connection, a timeout): retried with exponential
-  back-off (base delay ``$LETTERKIT_RETRY_DELAY`` seconds, default 2); still
-  failing after the retries: ``deferred`` (the letter stays queued);
+* temporary (4xx, a dropped connection, a timeout): ``deferred`` at once, with
+  the reply code, so that :mod:`letterkit.delivery` can give that letter its own
+  back-off while the batch goes on (a connection dropped under a letter is
+  reopened at once and the letter tried once more first);
 * the account or the server itself: :class:`TransportError` (TLS, certificate,
-  authentication: exit code 2) or :class:`ServerUnreachable` (cannot connect
-  after the retries: exit code 1).  The caller stops the batch; letters stay
-  queued.
+  authentication: exit code 2) or :class:`ServerUnreachable` (cannot connect:
+  exit code 1).  :meth:`SmtpTransport.open` retries a busy server with back-off
+  (base delay ``$LETTERKIT_RETRY_DELAY`` seconds, default 2).
 
-Each letter is one MAIL/RCPT/DATA exchange through smtplib's own commands,
+Each letter is one MAIL/RCPT/DATA exchange through smtplib's public pieces,
 each reply awaited in a blocking read (the process sleeps while the server
-works).  Every line ending of the message becomes CRLF before it is sent and
+works).  When the server offers PIPELINING (RFC 2920), MAIL, every RCPT and
+DATA go in one write and their replies are read after it: two round trips a
+letter (the envelope, then the message) instead of three plus one a recipient.
+Every line ending of the message becomes CRLF before it is sent and
 dot-stuffed after that: no bare CR or LF ever reaches the wire (RFC 5321 2.3.8;
 a lenient server could otherwise be made to see a second, smuggled message).
 
@@ -41,7 +45,7 @@ import os
 import re
 import time
 from contextlib import suppress
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from .errors import LetterkitError, TransportError
@@ -98,6 +102,7 @@ class DeliveryResult:
     reply: str = ""
     refused: dict[str, tuple[int, str]] = field(default_factory=dict)
     attempts: int = 1
+    code: int = 0  # the server's reply code for a refused or deferred letter (0: no reply)
 
     @property
     def delivered(self) -> bool:
@@ -149,12 +154,18 @@ def to_crlf(data: bytes) -> bytes:
 
 
 class _Temporary(Exception):
-    """Internal: a temporary failure of one attempt (retry after a pause)."""
+    """Internal: a temporary failure of one attempt (the letter is tried again later).
 
-    def __init__(self, reason: str, *, reconnect: bool = False) -> None:
+    ``reconnect``: this connection is no use any more; ``dropped``: it went without a
+    reply (``code`` 0), so the letter may be tried again at once on a new one.
+    """
+
+    def __init__(self, reason: str, *, reconnect: bool = False, dropped: bool = False, code: int = 0) -> None:
         super().__init__(reason)
         self.reason = reason
         self.reconnect = reconnect
+        self.dropped = dropped
+        self.code = code
 
 
 def _reply(code: int, message: bytes | str) -> str:
@@ -520,12 +531,14 @@ class SmtpTransport:
     # --- sending ------------------------------------------------------------------------
 
     def send(self, message: bytes, mail_from: str, rcpt_to: Sequence[str]) -> DeliveryResult:
-        """Deliver one message (line endings become CRLF, then dot-stuffed).
+        """Deliver one message (line endings become CRLF, then dot-stuffed): one attempt.
 
-        Temporary failures are retried with back-off, reconnecting when needed.
-        Returns a :class:`DeliveryResult`; raises :class:`ServerUnreachable` when
-        no connection can be made, :class:`TransportError` when the account itself
-        is refused (TLS, certificate, AUTH).
+        A temporary failure is returned at once as ``deferred`` with the server's
+        code (the delivery loop decides when to try again, and the batch goes on);
+        only a connection dropped under the letter is reopened at once, and the
+        letter tried once more on the new one.  Raises :class:`ServerUnreachable`
+        when no connection can be made, :class:`TransportError` when the account
+        itself is refused (TLS, certificate, AUTH).
         """
         mail_from = check_address(mail_from, "envelope sender (MAIL FROM)")  # the account's: stops all
         try:  # a recipient's: fails this letter only, never the batch
@@ -535,50 +548,46 @@ class SmtpTransport:
         if not rcpt:
             return DeliveryResult("failed", "no recipients")
         data = _LEADING_DOT.sub(b"..", to_crlf(message))
-        last = ""
-        for attempt in range(self.retries + 1):
-            if attempt:
-                self._pause(attempt)
+        for attempt in (1, 2):
             if self._smtp is None:
-                try:
-                    self._smtp = self._connect()
-                except ServerUnreachable:
-                    if attempt == self.retries:
-                        raise
-                    continue
+                self._smtp = self._connect()
             try:
                 result = self._transaction(self._smtp, data, mail_from, rcpt)
             except _Temporary as temp:
-                last = temp.reason
                 if temp.reconnect:
                     self._discard(self._smtp)
                     self._smtp = None
-                continue
-            return DeliveryResult(result.status, result.reply, result.refused, attempt + 1)
-        return DeliveryResult("deferred", last, {}, self.retries + 1)
+                if temp.dropped and attempt == 1:  # the connection went: a new one, at once
+                    continue
+                return DeliveryResult("deferred", temp.reason, {}, attempt, code=temp.code)
+            return replace(result, attempts=attempt)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    @property
+    def pipelining(self) -> bool:
+        """Whether the open connection's server offers PIPELINING (RFC 2920)."""
+        return self._smtp is not None and self._smtp.has_extn("pipelining")
 
     def _transaction(
         self, smtp: smtplib.SMTP, data: bytes, mail_from: str, rcpt: list[str]
     ) -> DeliveryResult:
         """One MAIL/RCPT/DATA exchange (``data`` CRLF and dot-stuffed); raises _Temporary
-        for what deserves a retry."""
+        for a temporary failure."""
         import smtplib
 
         try:
             options = ["BODY=8BITMIME"] if not data.isascii() and smtp.has_extn("8bitmime") else []
-            code, msg = smtp.mail(mail_from, options)
+            (code, msg), answers, data_reply = self._envelope(smtp, mail_from, options, rcpt)
             if code != 250:
-                self._rset(smtp)
+                self._abort(smtp, data_reply)
                 return self._refusal(code, msg, "sender refused")
-            refused: dict[str, tuple[int, str]] = {}
-            for r in rcpt:
-                code, msg = smtp.rcpt(r)
-                if code not in (250, 251):
-                    refused[r] = (code, _reply(code, msg))
+            refused = {
+                r: (c, _reply(c, m)) for r, (c, m) in zip(rcpt, answers, strict=True) if c not in (250, 251)
+            }
             if len(refused) == len(rcpt):
-                self._rset(smtp)
+                self._abort(smtp, data_reply)
                 return self._all_refused(refused)
-            code, msg = smtp.docmd("DATA")
+            code, msg = data_reply or (0, b"")
             if code != 354:
                 self._rset(smtp)
                 return self._refusal(code, msg, "DATA refused")
@@ -590,28 +599,66 @@ class SmtpTransport:
             reply = _reply(code, msg)
             return DeliveryResult("partial", reply, refused) if refused else DeliveryResult("sent", reply)
         except (smtplib.SMTPServerDisconnected, OSError) as exc:
-            raise _Temporary(str(self._map_os_error(exc, "sending")), reconnect=True) from None
+            reason = str(self._map_os_error(exc, "sending"))
+            raise _Temporary(reason, reconnect=True, dropped=True) from None
         except smtplib.SMTPResponseException as exc:
             if 400 <= exc.smtp_code < 500:
-                raise _Temporary(_reply(exc.smtp_code, exc.smtp_error), reconnect=True) from None
-            return DeliveryResult("failed", _reply(exc.smtp_code, exc.smtp_error))
+                reply = _reply(exc.smtp_code, exc.smtp_error)
+                raise _Temporary(reply, reconnect=True, code=exc.smtp_code) from None
+            return DeliveryResult("failed", _reply(exc.smtp_code, exc.smtp_error), code=exc.smtp_code)
+
+    @staticmethod
+    def _envelope(
+        smtp: smtplib.SMTP, mail_from: str, options: list[str], rcpt: list[str]
+    ) -> tuple[tuple[int, bytes], list[tuple[int, bytes]], tuple[int, bytes] | None]:
+        """Send MAIL, RCPT and DATA; return their replies (DATA's: None if it was not sent).
+
+        With PIPELINING (RFC 2920) the three go in one write and the replies are read
+        after it: one round trip instead of two plus one per recipient.  Without it,
+        each command waits for its reply, and nothing more is sent after a refusal.
+        """
+        import smtplib
+
+        envelope = [mail_from, *rcpt]
+        if smtp.has_extn("pipelining") and all(a.isascii() for a in envelope):
+            lines = [f"MAIL FROM:{smtplib.quoteaddr(mail_from)}{''.join(' ' + o for o in options)}"]
+            lines += [f"RCPT TO:{smtplib.quoteaddr(r)}" for r in rcpt]
+            smtp.send("".join(f"{line}\r\n" for line in [*lines, "DATA"]).encode("ascii"))
+            mail = smtp.getreply()
+            return mail, [smtp.getreply() for _ in rcpt], smtp.getreply()
+        mail = smtp.mail(mail_from, options)
+        if mail[0] != 250:
+            return mail, [], None
+        answers = [smtp.rcpt(r) for r in rcpt]
+        if all(c not in (250, 251) for c, _m in answers):
+            return mail, answers, None
+        return mail, answers, smtp.docmd("DATA")
+
+    def _abort(self, smtp: smtplib.SMTP, data_reply: tuple[int, bytes] | None) -> None:
+        """End a transaction that will not be sent: an accepted DATA (a pipelined one, by a
+        server that took it without a recipient) gets an empty message, then RSET."""
+        if data_reply is not None and data_reply[0] == 354:
+            smtp.send(b".\r\n")
+            smtp.getreply()
+        self._rset(smtp)
 
     @staticmethod
     def _all_refused(refused: dict[str, tuple[int, str]]) -> DeliveryResult:
         reasons = "; ".join(f"{a}: {m}" for a, (_c, m) in refused.items())
-        if any(c == 421 for c, _m in refused.values()):
-            raise _Temporary(f"recipients refused ({reasons})", reconnect=True)
-        if any(400 <= c < 500 for c, _m in refused.values()):
-            raise _Temporary(f"recipients refused ({reasons})")
-        return DeliveryResult("failed", f"recipients refused ({reasons})", refused)
+        temporary = [c for c, _m in refused.values() if 400 <= c < 500]
+        if temporary:
+            raise _Temporary(f"recipients refused ({reasons})", reconnect=421 in temporary, code=temporary[0])
+        return DeliveryResult(
+            "failed", f"recipients refused ({reasons})", refused, code=next(iter(refused.values()))[0]
+        )
 
     def _refusal(self, code: int, msg: bytes | str, what: str) -> DeliveryResult:
         reply = _reply(code, msg)
-        if code == 421 or code < 0:
-            raise _Temporary(f"{what}: {reply}", reconnect=True)
+        if code == 421 or code <= 0:
+            raise _Temporary(f"{what}: {reply}", reconnect=True, dropped=code <= 0, code=max(code, 0))
         if 400 <= code < 500:
-            raise _Temporary(f"{what}: {reply}")
-        return DeliveryResult("failed", f"{what}: {reply}")
+            raise _Temporary(f"{what}: {reply}", code=code)
+        return DeliveryResult("failed", f"{what}: {reply}", code=code)
 
     def _rset(self, smtp: smtplib.SMTP) -> None:
         import smtplib

@@ -15,6 +15,14 @@ commands), ``reject_rcpt={"addr"}`` (550 for those RCPT TO),
 answering), ``delay=seconds`` (slow every DATA), ``maildir=path`` (also store
 each message in a real Maildir, as a mail program would read it).
 
+Injectable replies (tests/test_pacing.py): ``data_reply=f`` is called at each DATA
+with the number of that DATA command (1, 2, ...) and the envelope recipients, and
+returns a reply to give instead of accepting (None: accept); a reply starting
+with ``421`` is sent and then the connection closed.  ``rcpt_reply=f`` is the same
+for each RCPT TO (called with the address).  ``drop_every=N`` closes the connection
+without a reply at every N-th DATA.  ``pipelining=True`` offers PIPELINING (RFC 2920)
+in the EHLO reply.
+
 Every address a test sends to only ever reaches this server on 127.0.0.1.
 """
 
@@ -73,6 +81,10 @@ class RecordingHandler:
         drop_after: int | None = None,
         delay: float = 0.0,
         maildir: Path | None = None,
+        data_reply: Callable[[int, list[str]], str | None] | None = None,
+        rcpt_reply: Callable[[str], str | None] | None = None,
+        drop_every: int = 0,
+        pipelining: bool = False,
     ) -> None:
         self.lock = threading.Lock()
         self.messages: list[Received] = []
@@ -87,8 +99,29 @@ class RecordingHandler:
         self.auth_failures = 0
         self.implicit_tls = False
         self.reject_message = "554 5.7.1 Message rejected as spam"
+        self.data_reply = data_reply
+        self.rcpt_reply = rcpt_reply
+        self.drop_every = drop_every
+        self.pipelining = pipelining
+        self.replies: list[str] = []  # every injected reply given, in order
+
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):
+        session.host_name = hostname
+        if self.pipelining:
+            responses.insert(-1, "250-PIPELINING")
+        return responses
+
+    def _injected(self, server, reply: str | None) -> str | None:
+        if reply is not None:
+            with self.lock:
+                self.replies.append(reply)
+            if reply.startswith("421"):  # said, then the connection goes
+                asyncio.get_running_loop().call_later(0.05, server.transport.close)
+        return reply
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if self.rcpt_reply is not None and (reply := self._injected(server, self.rcpt_reply(address))):
+            return reply
         if address.lower() in self.reject_rcpt:
             return f"550 5.1.1 <{address}>: Recipient address rejected: User unknown"
         envelope.rcpt_tos.append(address)
@@ -99,6 +132,16 @@ class RecordingHandler:
             await asyncio.sleep(self.delay)
         with self.lock:
             self.data_commands += 1
+            number = self.data_commands
+        if self.drop_every and number % self.drop_every == 0:
+            with self.lock:
+                self.dropped += 1
+            server.transport.close()
+            return "421 4.3.2 dropping the connection"
+        injected = self.data_reply(number, list(envelope.rcpt_tos)) if self.data_reply else None
+        if reply := self._injected(server, injected):
+            return reply
+        with self.lock:
             if self.tempfail_data > 0:
                 self.tempfail_data -= 1
                 return "451 4.3.0 Temporary local problem, try again later"

@@ -110,20 +110,18 @@ def test_connection_refused_fails_fast_and_is_unreachable(make_smtp_server):
     assert "letterkit outbox flush" in str(err.value)
 
 
-def test_temporary_failures_are_retried(make_smtp_server):
-    server = make_smtp_server(tempfail_data=2)
+def test_a_temporary_failure_is_returned_at_once_with_its_code(make_smtp_server):
+    """No retrying in place (the delivery loop gives the letter its back-off); the connection
+    stays open and the next letter goes through it."""
+    server = make_smtp_server(tempfail_data=1)
     with transport(server) as t:
-        result = t.send(MESSAGE, USERNAME, RCPT)
-    assert result.status == "sent" and result.attempts == 3
-    assert server.count() == 1 and server.handler.data_commands == 3
-
-
-def test_persistent_temporary_failure_is_deferred(make_smtp_server):
-    server = make_smtp_server(tempfail_data=10)
-    with transport(server) as t:
-        result = t.send(MESSAGE, USERNAME, RCPT)
-    assert result.status == "deferred" and "451" in result.reply and result.attempts == 4
-    assert server.count() == 0
+        deferred = t.send(MESSAGE, USERNAME, RCPT)
+        sent = t.send(MESSAGE, USERNAME, RCPT)
+    assert deferred.status == "deferred" and deferred.attempts == 1
+    assert deferred.code == 451 and "451 4.3.0" in deferred.reply
+    assert sent.status == "sent" and sent.attempts == 1
+    assert server.count() == 1 and server.handler.data_commands == 2
+    assert len({m.peer for m in server.messages}) == 1
 
 
 def test_permanent_refusal_fails_that_message_only(make_smtp_server):

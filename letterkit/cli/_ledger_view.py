@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any
 from . import _output
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from rich.console import Group
 
     from ..outbox import Outbox, Row
@@ -28,7 +30,7 @@ def _when(row: Row, when: str) -> str:
     return stamp[:16].replace("T", " ")
 
 
-def row_text(row: Row, *, when: str, note: str = "") -> Group:
+def row_text(row: Row, *, when: str, note: str = "", due: str = "") -> Group:
     """One letter: ``#id status recipient when``, then addresses, then the reason, the
     second and third lines indented (wrapped lines keep the indent)."""
     from rich.console import Group
@@ -52,15 +54,26 @@ def row_text(row: Row, *, when: str, note: str = "") -> Group:
     if note:  # replied / auto-replied / bounced, and when (letterkit mailbox sync)
         style = "red" if note.startswith("bounced") else "green" if note.startswith("replied") else "dim"
         parts.append(Padding(Text(f"└ {note}", style=style, overflow="fold"), (0, 0, 0, 7), expand=False))
+    if due and due != "now":
+        parts.append(Padding(Text(f"due {due}", style="yellow", overflow="fold"), (0, 0, 0, 7), expand=False))
     return Group(*parts)
 
 
-def print_rows(rows: Iterable[Row], title: str, *, when: str, notes: dict[int, str] | None = None) -> None:
-    """Letters for people on stdout, one block each (see :func:`row_text`)."""
+def print_rows(
+    rows: Iterable[Row],
+    title: str,
+    *,
+    when: str,
+    notes: dict[int, str] | None = None,
+    due: Callable[[Row], str] | None = None,
+) -> None:
+    """Letters for people on stdout, one block each (see :func:`row_text`); ``due(row)``: when
+    a queued letter is due and why, on a line of its own ("" or "now": no line)."""
     console = _output.out()
     console.print(f"[bold]{title}[/]  [dim](# · status · recipient · {when}; addresses; reason)[/]")
     for row in rows:
-        console.print(row_text(row, when=when, note=(notes or {}).get(row.id, "")))
+        note = (notes or {}).get(row.id, "")
+        console.print(row_text(row, when=when, note=note, due=due(row) if due is not None else ""))
 
 
 def story(box: Outbox, row: Row) -> dict[str, Any]:

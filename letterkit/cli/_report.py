@@ -32,7 +32,9 @@ temporary failure, or a stopped batch: ``reason`` says which).
 
 ``outbox``: ``{"kind": "outbox", "paths", "letters": [ROW]}``;
 ``outbox flush``: ``{"kind": "outbox-flush", "account", "sent", "partial", "failed",
-"queued", "error"}``; ``log``: ``{"kind": "log", "paths", "letters": [ROW]}``;
+"queued", "error", "next_due": ISO|null, "waits_for": "window"|"quota"|"back-off"|"blocked"|null,
+"notes": [str]}``; in ``outbox``, each ROW also has ``due`` (ISO, null: now) and
+``waits_for``; ``log``: ``{"kind": "log", "paths", "letters": [ROW]}``;
 ``log done``: ``{"kind": "log-done", "letter": ROW}``;
 ``account list``: ``{"kind": "accounts", "config", "default", "accounts": [...]}``;
 ``account test``: ``{"kind": "account-test", "account", "ok", "steps", "error"}``.
@@ -52,6 +54,7 @@ if TYPE_CHECKING:
     from ..config import Account
     from ..delivery import DeliveryReport
     from ..outbox import Outbox
+    from ..schedule import Schedule
 
 
 SUMMARY_ROWS = 50  # longest table printed for people; longer batches list only problems
@@ -78,8 +81,21 @@ RateOpt = Annotated[
     typer.Option(
         "--rate",
         metavar="N/min",
-        help="At most N letters per minute (also N/hour); 0 for no limit. "
-        "Default: [defaults] rate in config.toml, else 20/min.",
+        help="At most N letters per minute (also N/hour); 0 for no limit. N/day: at most N "
+        "recipients in any 24 hours (the rest wait in the outbox). "
+        "Default: [defaults] rate in config.toml, else 20/min, and for a Gmail, Google Workspace "
+        "or Outlook.com account 90% of the provider's daily limit.",
+        show_default=False,
+    ),
+]
+WindowOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--window",
+        metavar="HH:MM-HH:MM",
+        help="Send only in office hours on weekdays, in each recipient's time zone (its contact's "
+        "'timezone'; contacts without one: your own computer's zone). Letters outside it wait in "
+        "the outbox. Default: [defaults] window in config.toml; 'any' for none.",
         show_default=False,
     ),
 ]
@@ -102,7 +118,13 @@ def _esc(text: object) -> str:
 
 
 def _deliver(
-    box: Outbox, account: Account, *, rate: float, retry_failed: bool, show_progress: bool
+    box: Outbox,
+    account: Account,
+    *,
+    rate: float,
+    retry_failed: bool,
+    show_progress: bool,
+    schedule: Schedule | None = None,
 ) -> DeliveryReport:
     """``outbox flush``: deliver what waits; progress on stderr, a bar on a terminal
     (``show_progress``), else a line per letter (see :mod:`._views`)."""
@@ -119,6 +141,8 @@ def _deliver(
             on_progress=progress,
             on_wait=progress.waiting,
             interactive=_output.interactive(),
+            schedule=schedule,
+            on_note=_output.warn,
         )
     finally:
         progress.stop()
@@ -179,6 +203,22 @@ def _summary(box: Outbox, report: DeliveryReport) -> None:
 
     if note := copies_note(box.ledger):
         _output.warn(note)
+    waiting(report)
+
+
+def waiting(report: DeliveryReport) -> None:
+    """What waits in the outbox after a run, and until when (window, quota, back-off)."""
+    from .. import clock
+    from ..schedule import text
+
+    if report.next_due is None or not (report.deferred or report.waiting):
+        return
+    left = report.deferred + report.waiting
+    _output.info(
+        f"{left} letter(s) wait in the outbox; the next is due {text(report.next_due, clock.now())}. "
+        "'letterkit outbox' shows each one's time; 'letterkit outbox flush' (--wait: until all are "
+        "sent) sends them when due."
+    )
 
 
 def _exit_for(report: DeliveryReport | None) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -21,6 +22,7 @@ from ._report import (
     SUMMARY_ROWS,
     AccountOpt,
     RateOpt,
+    WindowOpt,
     YesOpt,
     _deliver,
     _esc,
@@ -34,9 +36,21 @@ if TYPE_CHECKING:
     from ..config import Account
     from ..delivery import DeliveryReport
     from ..outbox import Outbox, Row
+    from ..schedule import Due
 
 
 # --- outbox ----------------------------------------------------------------------------------
+
+
+def _due_json(due: Due, now: dt.datetime) -> dict[str, Any]:
+    """``due``: when a queued letter goes (ISO, null: now); ``waits_for``: window, quota,
+    back-off, blocked, or null."""
+    later = due.at >= now and bool(due.why)
+    return {
+        "due": due.at.astimezone(dt.UTC).isoformat(timespec="seconds") if later else None,
+        "waits_for": due.why if later else None,
+    }
+
 
 outbox_app = LetterkitTyper(
     help=f"Letters waiting to be sent (queued) or refused (failed), and why. {_PATHS_HELP}",
@@ -60,18 +74,56 @@ def _row_cells(row: Row) -> list[str]:
     ]
 
 
-def _print_rows(rows: Iterable[Row], title: str, *, when: str, notes: dict[int, str] | None = None) -> None:
+def _print_rows(
+    rows: Iterable[Row],
+    title: str,
+    *,
+    when: str,
+    notes: dict[int, str] | None = None,
+    dues: dict[int, str] | None = None,
+) -> None:
     """Rows for people on a terminal (see :mod:`._ledger_view`), tab-separated lines when piped.
-    ``notes``: what came back for each letter (``replied 2026-11-27``), a column of its own."""
+    ``notes``: what came back for each letter (``replied 2026-11-27``), a column of its own;
+    ``dues``: when each queued letter is due and why (``letterkit outbox``: a ``due`` column)."""
     headers = ["id", "status", "recipient", "to", "subject", "queued_at", "sent_at", "reason"]
     if not _output.stdout_is_terminal():
-        _output.emit_tsv([headers + (["response"] if notes is not None else [])])
+        extra = (["response"] if notes is not None else []) + (["due"] if dues is not None else [])
+        _output.emit_tsv([headers + extra])
         for r in rows:
-            _output.emit_tsv([_row_cells(r) + ([notes.get(r.id, "")] if notes is not None else [])])
+            cells = _row_cells(r) + ([notes.get(r.id, "")] if notes is not None else [])
+            _output.emit_tsv([cells + ([dues.get(r.id, "") or "now"] if dues is not None else [])])
         return
     from ._ledger_view import print_rows
 
-    print_rows(rows, title, when=when, notes=notes)
+    due = (lambda r: dues.get(r.id, "")) if dues is not None else None
+    print_rows(rows, title, when=when, notes=notes, due=due)
+
+
+def _schedule(box: Outbox) -> Iterator[tuple[Row, Due]]:
+    """The letters in the outbox with when each is due and why (the default account's quota
+    and ``[defaults] window``, back-offs from the ledger, and the window or quota the last
+    run held a letter back for, if that is later: e.g. ``--window`` given to that run)."""
+    from .. import clock
+    from ..errors import ConfigError
+    from ..outbox import IN_OUTBOX
+    from ..schedule import Due, Quota, Schedule, plan, sent_last_day
+    from ..service import schedule_for
+
+    config = _output.load_config()
+    try:
+        acct = config.account()
+    except ConfigError:  # several accounts and no default: no quota to show
+        acct = None
+    now = clock.now()
+    schedule, quota = Schedule(), Quota(0)
+    if acct is not None:
+        schedule = schedule_for(config, acct)[1]
+        quota = Quota(schedule.per_day, sent_last_day(box.ledger, acct.name, now))
+    for row, due in plan(box.iter_rows(IN_OUTBOX), now, schedule, quota):
+        if row.wait_reason in ("window", "quota") and row.next_attempt_at:  # set by the last run
+            last = Due(dt.datetime.fromisoformat(row.next_attempt_at), row.wait_reason)
+            due = last if last.at > due.at else due
+        yield row, due
 
 
 def _show(row_id: int, *, full: bool, as_json: bool) -> None:
@@ -98,7 +150,8 @@ IdArg = Annotated[
 @outbox_app.callback(epilog=examples("letterkit outbox", "letterkit outbox --json"))
 def outbox(ctx: typer.Context, as_json: JsonOpt = False, campaign_dir: CampaignOpt = None) -> None:
     """List the letters in the outbox (queued or failed) with the reason."""
-    from ..outbox import IN_OUTBOX
+    from .. import clock
+    from ..schedule import text
 
     if ctx.invoked_subcommand:
         return
@@ -107,16 +160,20 @@ def outbox(ctx: typer.Context, as_json: JsonOpt = False, campaign_dir: CampaignO
         exists = box.paths.ledger.exists()
         if exists:
             box.reconcile_if_free()
-        rows = box.iter_rows(IN_OUTBOX) if exists else iter(())
+        planned = _schedule(box) if exists else iter(())
+        now = clock.now()
         if as_json:
-            emit_json_stream(
-                "outbox", {"paths": box.paths.as_dict()}, {"letters": (r.as_dict() for r in rows)}
-            )
+            letters = ({**r.as_dict(), **_due_json(d, now)} for r, d in planned)
+            emit_json_stream("outbox", {"paths": box.paths.as_dict()}, {"letters": letters})
             return
         queued = box.count(("queued",)) if exists else 0
         failed = box.count(("failed",)) if exists else 0
         if queued or failed:
-            _print_rows(rows, "Outbox", when="queued")
+            rows, dues = [], {}
+            for r, d in planned:
+                rows.append(r)
+                dues[r.id] = text(d, now) if r.status == "queued" else ""
+            _print_rows(rows, "Outbox", when="queued", dues=dues)
             _output.info(
                 f"{queued} queued, {failed} failed — in {_esc(box.paths.outbox)}. "
                 "Send with: letterkit outbox flush"
@@ -131,12 +188,25 @@ def outbox(ctx: typer.Context, as_json: JsonOpt = False, campaign_dir: CampaignO
 @outbox_app.command(
     "flush",
     short_help="Send the letters waiting in the outbox.",
-    epilog=examples("letterkit outbox flush", "letterkit outbox flush --account work --yes"),
+    epilog=examples(
+        "letterkit outbox flush",
+        "letterkit outbox flush --account work --yes",
+        "letterkit outbox flush --yes --rate 450/day --window 09:00-17:00 --wait",
+    ),
 )
 def outbox_flush(
     account: AccountOpt = None,
     yes: YesOpt = False,
     rate: RateOpt = None,
+    window: WindowOpt = None,
+    wait: Annotated[
+        bool,
+        typer.Option(
+            "--wait",
+            help="Keep running until every letter is sent, sleeping until the next is due (daily "
+            "quota, send window, back-off). Ctrl-C or a crash loses nothing: run it again.",
+        ),
+    ] = False,
     retry_failed: Annotated[
         bool, typer.Option("--retry-failed", help="Also retry letters the server refused before.")
     ] = False,
@@ -149,17 +219,18 @@ def outbox_flush(
     """Deliver the letters waiting in the outbox through your mail account.
 
     Before asking, each letter is shown as it will leave: signer, From, Reply-To,
-    subject and its first lines (--full: the whole letter).
+    subject and its first lines (--full: the whole letter).  Only letters that are due
+    go (back-off, --rate N/day, --window); it says when the rest are (--wait: goes on).
     """
-    from ..config import parse_rate
     from ..errors import ConfigError
     from ..outbox import IN_OUTBOX
+    from ..service import schedule_for
 
     config = _output.load_config()
     acct = config.account(account)
     if acct is None:
         raise ConfigError("no mail account is set up", hint=f"add yours with: {ADD_ACCOUNT_HINT}")
-    per_minute = parse_rate(rate, config.rate)
+    per_minute, schedule = schedule_for(config, acct, rate=rate, window=window, wait=wait)
     statuses = IN_OUTBOX if retry_failed else ("queued",)
     box = _outbox()
     try:
@@ -177,6 +248,7 @@ def outbox_flush(
             rate=per_minute,
             retry_failed=retry_failed,
             show_progress=interactive and not as_json and _output.stdout_is_terminal(),
+            schedule=schedule,
         )
         _report_flush(box, report, acct, as_json=as_json)
     finally:
@@ -234,7 +306,14 @@ def _report_flush(box: Outbox, report: DeliveryReport, acct: Account, *, as_json
                 "failed": rows("failed"),
                 "queued": rows("queued"),
             },
-            {"error": str(report.error) if report.error else None},
+            {
+                "error": str(report.error) if report.error else None,
+                "next_due": _due_json(report.next_due, report.next_due.at)["due"]
+                if report.next_due
+                else None,
+                "waits_for": report.next_due.why if report.next_due else None,
+                "notes": report.notes,
+            },
         )
     elif not report.total:
         failed = box.count(("failed",))

@@ -33,6 +33,7 @@ from ._report import (
     _PATHS_HELP,
     AccountOpt,
     RateOpt,
+    WindowOpt,
     YesOpt,
     _esc,
     _exit_for,
@@ -118,6 +119,7 @@ def send(
     ] = False,
     cosigners: CosignersOpt = None,
     rate: RateOpt = None,
+    window: WindowOpt = None,
     open_forms: Annotated[
         bool,
         typer.Option(
@@ -159,6 +161,7 @@ def send(
         note=_common.read_note(note, note_file),
         cosigners=_common.read_cosigners(cosigners),
         will_edit=edit,
+        window=window,
     )
     _check_editor(edit)
     for w in job.warnings:
@@ -283,6 +286,7 @@ def _send_now(
                 on_progress=progress,
                 on_wait=progress.waiting,
                 interactive=interactive,
+                on_note=_output.warn,
             )
         finally:
             progress.stop()
