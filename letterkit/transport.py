@@ -1,4 +1,5 @@
-"""SMTP delivery through the user's own account (the only module that uses smtplib and ssl).
+"""SMTP delivery through the user's own account (with :mod:`letterkit.smtp_login`, the only
+modules that use smtplib).
 
 :class:`SmtpTransport` keeps **one** connection for a whole batch and
 reconnects when the server drops it.  Security follows the account:
@@ -168,26 +169,10 @@ class _Temporary(Exception):
         self.code = code
 
 
-def _reply(code: int, message: bytes | str) -> str:
+def reply_text(code: int, message: bytes | str) -> str:
+    """A server reply as one line: "CODE words"."""
     text = message.decode("utf-8", errors="replace") if isinstance(message, bytes) else message
     return f"{code} {' '.join(text.split())}".strip()
-
-
-def _auth_plain_utf8(smtp: smtplib.SMTP, username: str, password: str) -> None:
-    """AUTH PLAIN with a UTF-8 user name or password; raises SMTPAuthenticationError when
-    refused (the reply never contains the secret: only the server's words)."""
-    import base64
-    import smtplib
-
-    if "plain" not in smtp.esmtp_features.get("auth", "").lower().split():
-        raise smtplib.SMTPNotSupportedError(
-            "this server does not offer AUTH PLAIN, needed for a non-ASCII password"
-        )
-    token = base64.b64encode(f"\0{username}\0{password}".encode()).decode("ascii")
-    code, reply = smtp.docmd("AUTH", f"PLAIN {token}")
-    del token
-    if code != 235:
-        raise smtplib.SMTPAuthenticationError(code, reply)
 
 
 class SmtpTransport:
@@ -344,7 +329,7 @@ class SmtpTransport:
             stage[0] = "STARTTLS"
             code, msg = smtp.starttls(context=self._context())
             if code != 220:
-                raise TransportError(f"{self.where}: STARTTLS refused ({_reply(code, msg)})")
+                raise TransportError(f"{self.where}: STARTTLS refused ({reply_text(code, msg)})")
             stage[0] = "EHLO after STARTTLS"
             smtp.ehlo()
         sock = smtp.sock
@@ -371,7 +356,13 @@ class SmtpTransport:
                 hint="check host and port (submission is usually 587 or 465), "
                 "or remove --username if the server needs no login",
             )
-        how = self._login_oauth(smtp) if a.auth == "oauth2" else self._login(smtp)
+        from . import smtp_login
+
+        if a.auth == "oauth2":
+            self._tokens = self._tokens or smtp_login.token_source(a)
+            how = smtp_login.oauth_login(smtp, a, self.where, self._tokens)
+        else:
+            how = smtp_login.password_login(smtp, a, self.where, self._password_provider)
         self.authenticated = True
         note(f"authenticated as {a.username}{how}")
 
@@ -380,7 +371,7 @@ class SmtpTransport:
         import smtplib
 
         if isinstance(exc, smtplib.SMTPResponseException):
-            reply = _reply(exc.smtp_code, exc.smtp_error)
+            reply = reply_text(exc.smtp_code, exc.smtp_error)
             temporary = 400 <= exc.smtp_code < 500
             if isinstance(exc, smtplib.SMTPConnectError):
                 if temporary:
@@ -392,72 +383,6 @@ class SmtpTransport:
         if isinstance(exc, OSError | smtplib.SMTPServerDisconnected):
             return self._map_os_error(exc, step)
         return TransportError(f"{self.where}: {step} failed ({exc})")
-
-    def _login(self, smtp: smtplib.SMTP) -> str:
-        import smtplib
-
-        a = self.account
-        if self._password_provider is None:
-            raise TransportError(
-                f"account {a.name!r} needs a password but none was provided",
-                hint="pass a password_provider to SmtpTransport",
-            )
-        password = self._password_provider()
-        try:
-            if (a.username + password).isascii():
-                smtp.login(a.username, password)
-            else:  # smtplib encodes AUTH as ASCII; SASL PLAIN is UTF-8 (RFC 4616)
-                _auth_plain_utf8(smtp, a.username, password)
-        except smtplib.SMTPAuthenticationError as exc:
-            reply = _reply(exc.smtp_code, exc.smtp_error)
-            if 400 <= exc.smtp_code < 500:
-                raise ServerUnreachable(
-                    f"{self.where}: temporary authentication failure for {a.username} ({reply})"
-                ) from None
-            from .credentials import wrong_password_hint
-
-            raise TransportError(
-                f"{self.where}: wrong username or password for {a.username} ({reply})",
-                hint=wrong_password_hint(a),
-            ) from None
-        except smtplib.SMTPNotSupportedError as exc:
-            detail = str(exc) if "PLAIN" in str(exc) else "the server offers no AUTH method letterkit knows"
-            raise TransportError(f"{self.where}: {detail}") from None
-        except smtplib.SMTPException as exc:
-            raise TransportError(f"{self.where}: AUTH failed ({type(exc).__name__})") from None
-        finally:
-            del password
-        return ""
-
-    def _login_oauth(self, smtp: smtplib.SMTP) -> str:
-        """SASL OAUTHBEARER (else XOAUTH2) with a token from the account's source; a token the
-        server calls expired or invalid is renewed once.  Returns how, for ``account test``."""
-        import smtplib
-
-        from . import oauth
-
-        a = self.account
-        mechanism = oauth.choose_mechanism(smtp.esmtp_features.get("auth", ""))
-        if not mechanism:
-            raise TransportError(f"{self.where}: the server offers no OAuth2 sign-in (XOAUTH2, OAUTHBEARER)")
-        if not a.username.isascii():
-            raise TransportError(f"{self.where}: an OAuth2 login must be an ASCII address ({a.username!r})")
-        self._tokens = self._tokens or oauth.TokenSource(a)
-        for renewed in (False, True):
-            token = self._tokens.get(renew=renewed)
-            client = oauth.SaslClient(mechanism, a.username, token.value, a.host, a.port)
-            try:
-                smtp.auth(mechanism, client)
-                return f" with {mechanism} ({token.describe()})"
-            except smtplib.SMTPAuthenticationError as exc:
-                reply = _reply(exc.smtp_code, exc.smtp_error)
-                if 400 <= exc.smtp_code < 500:
-                    raise ServerUnreachable(
-                        f"{self.where}: temporary authentication failure ({reply})"
-                    ) from None
-                if renewed or not oauth.token_rejected(reply, client.error):
-                    raise oauth.refused(a, self.where, reply, mechanism) from None
-        raise AssertionError("unreachable: the second attempt returns or raises")
 
     @staticmethod
     def _discard(smtp: smtplib.SMTP | None) -> None:
@@ -581,9 +506,8 @@ class SmtpTransport:
             if code != 250:
                 self._abort(smtp, data_reply)
                 return self._refusal(code, msg, "sender refused")
-            refused = {
-                r: (c, _reply(c, m)) for r, (c, m) in zip(rcpt, answers, strict=True) if c not in (250, 251)
-            }
+            pairs = zip(rcpt, answers, strict=True)
+            refused = {r: (c, reply_text(c, m)) for r, (c, m) in pairs if c not in (250, 251)}
             if len(refused) == len(rcpt):
                 self._abort(smtp, data_reply)
                 return self._all_refused(refused)
@@ -596,16 +520,16 @@ class SmtpTransport:
             if code != 250:
                 self._rset(smtp)
                 return self._refusal(code, msg, "message refused")
-            reply = _reply(code, msg)
+            reply = reply_text(code, msg)
             return DeliveryResult("partial", reply, refused) if refused else DeliveryResult("sent", reply)
         except (smtplib.SMTPServerDisconnected, OSError) as exc:
             reason = str(self._map_os_error(exc, "sending"))
             raise _Temporary(reason, reconnect=True, dropped=True) from None
         except smtplib.SMTPResponseException as exc:
             if 400 <= exc.smtp_code < 500:
-                reply = _reply(exc.smtp_code, exc.smtp_error)
+                reply = reply_text(exc.smtp_code, exc.smtp_error)
                 raise _Temporary(reply, reconnect=True, code=exc.smtp_code) from None
-            return DeliveryResult("failed", _reply(exc.smtp_code, exc.smtp_error), code=exc.smtp_code)
+            return DeliveryResult("failed", reply_text(exc.smtp_code, exc.smtp_error), code=exc.smtp_code)
 
     @staticmethod
     def _envelope(
@@ -653,7 +577,7 @@ class SmtpTransport:
         )
 
     def _refusal(self, code: int, msg: bytes | str, what: str) -> DeliveryResult:
-        reply = _reply(code, msg)
+        reply = reply_text(code, msg)
         if code == 421 or code <= 0:
             raise _Temporary(f"{what}: {reply}", reconnect=True, dropped=code <= 0, code=max(code, 0))
         if 400 <= code < 500:

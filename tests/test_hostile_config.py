@@ -26,6 +26,8 @@ ACCOUNT = '[account.main]\nhost = "127.0.0.1"\nfrom = "me@home.internal"\n'
         (ACCOUNT + "imap_port = 1e9\n", "imap_port = 1000000000.0 must be a whole number from 0 to 65535"),
         ('[default]\naccount = "main"\n', "unknown key 'default'"),
         ("[defaults]\naccount = 5\n", "account = 5 must be text"),
+        ('[defaults]\nwindow = "9 to 5"\n', "[defaults]: window = '9 to 5' is not a send window"),
+        ('[defaults]\nrate = "5/week"\n', "[defaults]: rate = '5/week' is not a rate"),
         ("account = 5\n", "[account] must be a table"),
         ("defaults = 5\n", "[defaults] must be a table"),
         ("signer = 5\n", "[signer] must be a table"),
