@@ -90,56 +90,51 @@ def _keyring_errors() -> tuple[type[BaseException], ...]:
     return (KeyringError, RuntimeError, OSError)
 
 
-def password_from_command(command: str, account_name: str = "") -> str:
-    """Run ``command`` (no shell) and return the first line of its output.
-
-    A failure names the command, never its output (which might be a password).
-    """
+def secret_command_output(
+    command: str, what: str, account_name: str = "", *, timeout: float = COMMAND_TIMEOUT
+) -> bytes:
+    """Run ``command`` (no shell, no input, a time limit) and return what it printed: the one
+    way letterkit runs a program that prints a secret (``password_command``,
+    ``token_command``).  A failure names the command, never its output."""
     import shlex
     import subprocess
 
-    where = f"account {account_name!r}: " if account_name else ""
+    where = (f"account {account_name!r}: " if account_name else "") + f"{what} {command!r}"
     try:
         argv = shlex.split(command)
     except ValueError as exc:
-        raise CredentialError(f"{where}cannot parse password_command {command!r}: {exc}") from None
+        raise CredentialError(f"{where}: cannot parse it ({exc})") from None
     if not argv:
-        raise CredentialError(f"{where}password_command is empty")
+        raise CredentialError(f"{where}: it is empty")
     try:
         proc = subprocess.run(
-            argv,
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            timeout=COMMAND_TIMEOUT,
-            check=False,
+            argv, stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout, check=False
         )
     except FileNotFoundError:
-        raise CredentialError(
-            f"{where}password_command {command!r}: {argv[0]} not found",
-            hint="install it or fix the command in config.toml",
-        ) from None
+        raise CredentialError(f"{where}: {argv[0]} not found", hint="install it or fix config.toml") from None
     except subprocess.TimeoutExpired:
-        raise CredentialError(
-            f"{where}password_command {command!r} did not finish within {COMMAND_TIMEOUT:.0f}s"
-        ) from None
+        raise CredentialError(f"{where}: did not finish within {COMMAND_TIMEOUT:.0f}s") from None
     except OSError as exc:
-        raise CredentialError(f"{where}cannot run password_command {command!r}: {exc.strerror}") from None
+        raise CredentialError(f"{where}: cannot run it ({exc.strerror})") from None
     if proc.returncode != 0:
         raise CredentialError(
-            f"{where}password_command {command!r} failed (exit status {proc.returncode})",
-            hint="run it yourself to see why",
+            f"{where}: failed (exit status {proc.returncode})", hint="run it yourself to see why"
         )
+    return proc.stdout
+
+
+def password_from_command(command: str, account_name: str = "") -> str:
+    """Run ``command`` (see :func:`secret_command_output`) and return the first line of its
+    output: ended by "\\n" only (``pass show`` prints more lines after it); any other
+    character, U+0085 or U+2028 included, belongs to the password."""
+    where = (f"account {account_name!r}: " if account_name else "") + f"password_command {command!r}"
     try:
-        text = proc.stdout.decode("utf-8")
+        text = secret_command_output(command, "password_command", account_name).decode("utf-8")
     except UnicodeDecodeError:
-        raise CredentialError(
-            f"{where}password_command {command!r} printed something that is not UTF-8"
-        ) from None
-    # the first line, ended by "\n" only (``pass show`` prints more lines after it); any other
-    # character, U+0085 or U+2028 included, belongs to the password
+        raise CredentialError(f"{where}: printed something that is not UTF-8") from None
     password = text.split("\n", 1)[0].removesuffix("\r")
     if not password:
-        raise CredentialError(f"{where}password_command {command!r} printed nothing")
+        raise CredentialError(f"{where}: printed nothing")
     return password
 
 

@@ -221,35 +221,13 @@ class AccessToken:
 
 
 def token_from_command(command: str, account_name: str = "") -> str:
-    """Run ``command`` (no shell) and return what it printed, less one trailing newline.
-
-    A failure names the command, never its output (which is a token).
-    """
-    import shlex
-    import subprocess
+    """Run ``command`` (see :func:`letterkit.credentials.secret_command_output`) and return
+    what it printed, less one trailing newline: one access token."""
+    from .credentials import secret_command_output
 
     where = f"account {account_name!r}: token_command {command!r}"
-    try:
-        argv = shlex.split(command)
-    except ValueError as exc:
-        raise CredentialError(f"{where}: cannot parse it ({exc})") from None
-    if not argv:
-        raise CredentialError(f"{where}: it is empty")
-    try:
-        proc = subprocess.run(
-            argv, stdin=subprocess.DEVNULL, capture_output=True, timeout=COMMAND_TIMEOUT, check=False
-        )
-    except FileNotFoundError:
-        raise CredentialError(f"{where}: {argv[0]} not found", hint="install it or fix config.toml") from None
-    except subprocess.TimeoutExpired:
-        raise CredentialError(f"{where}: did not finish within {COMMAND_TIMEOUT:.0f}s") from None
-    except OSError as exc:
-        raise CredentialError(f"{where}: cannot run it ({exc.strerror})") from None
-    if proc.returncode != 0:
-        raise CredentialError(
-            f"{where}: failed (exit status {proc.returncode})", hint="run it yourself to see why"
-        )
-    token = proc.stdout.decode("ascii", errors="replace").removesuffix("\n").removesuffix("\r")
+    output = secret_command_output(command, "token_command", account_name, timeout=COMMAND_TIMEOUT)
+    token = output.decode("ascii", errors="replace").removesuffix("\n").removesuffix("\r")
     if not token:
         raise CredentialError(f"{where}: printed nothing")
     if not token.isascii() or not token.isprintable() or " " in token or "\ufffd" in token:
