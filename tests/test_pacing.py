@@ -418,3 +418,16 @@ def test_send_takes_a_daily_rate(invoke, make_smtp_server, tmp_path):
     assert result.exit_code == 0, result.output
     assert server.count() == 2 and "1 letter(s) wait in the outbox" in result.stderr
     assert "2026-11-27 10:00 (quota)" in result.stderr
+
+
+def test_send_json_says_when_the_rest_is_due(invoke, make_smtp_server, tmp_path):
+    camp = write_campaign(tmp_path / "camp", missions=3, hand=False)
+    server = make_smtp_server()
+    assert invoke(*server.account_args(), "--password-stdin", input=PASSWORD + "\n").exit_code == 0
+    result = invoke("--campaign", str(camp), "send", "protest", "--yes", "--rate", "2/day", "--json", *SIGNER)
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    assert len(doc["sent"]) == 1 and len(doc["queued"]) == 2  # each letter has 2 recipients (a copy)
+    assert doc["waits_for"] == "quota" and doc["next_due"] == "2026-11-27T10:00:00+00:00"
+    done = json.loads(invoke("outbox", "flush", "--yes", "--rate", "2/day", "--json").stdout)
+    assert done["sent"] == [] and done["waits_for"] == "quota"  # the quota counts what send sent

@@ -20,7 +20,8 @@ sent_at, reply, reason, refused, account, files, attempts``.
      "skipped": [{"recipient", "recipient_name", "reason", "status", "id", "key"}],
      "by_hand": [{"id", "recipient", "recipient_name", "channels", "fax", "address",
                   "web_form", "files": {"pdf", "txt"}, "prepared_earlier": bool}],
-     "paths": {"outbox", "sent", "ledger", "prepared"}, "error": str|null}
+     "paths": {"outbox", "sent", "ledger", "prepared"}, "error": str|null,
+     "next_due": ISO|null, "waits_for": str|null}  (as for ``outbox flush``)
 
 ``queued`` lists the letters still in the outbox at the end (no account, a
 temporary failure, or a stopped batch: ``reason`` says which).
@@ -231,3 +232,14 @@ def _exit_for(report: DeliveryReport | None) -> None:
         n = report.failed + report.partial + report.deferred
         _output.error(f"{n} letter(s) not (fully) delivered; see 'letterkit outbox' and 'letterkit log'")
         raise typer.Exit(1)
+
+
+def next_due_json(report: DeliveryReport | None) -> dict[str, Any]:
+    """The JSON report's ``next_due`` (ISO, null: nothing waits) and ``waits_for`` (window,
+    quota, back-off, blocked or null): when the first letter left in the outbox is due."""
+    import datetime as dt
+
+    due = report.next_due if report is not None else None
+    if due is None or not due.why:
+        return {"next_due": None, "waits_for": None}
+    return {"next_due": due.at.astimezone(dt.UTC).isoformat(timespec="seconds"), "waits_for": due.why}

@@ -30,6 +30,7 @@ from ._report import (
     _outbox,
     _summary,
     emit_json_stream,
+    next_due_json,
 )
 
 if TYPE_CHECKING:
@@ -308,10 +309,7 @@ def _report_flush(box: Outbox, report: DeliveryReport, acct: Account, *, as_json
             },
             {
                 "error": str(report.error) if report.error else None,
-                "next_due": _due_json(report.next_due, report.next_due.at)["due"]
-                if report.next_due
-                else None,
-                "waits_for": report.next_due.why if report.next_due else None,
+                **next_due_json(report),
                 "notes": report.notes,
             },
         )

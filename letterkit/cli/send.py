@@ -40,6 +40,7 @@ from ._report import (
     _outbox,
     _summary,
     emit_json_stream,
+    next_due_json,
 )
 from ._send_parts import (
     _by_hand_entries,
@@ -391,6 +392,7 @@ def _finish_send(
                 "by_hand": by_hand,
                 "paths": box.paths.as_dict(),
                 "error": str(report.error) if report and report.error else None,
+                **next_due_json(report),
             },
         )
     _exit_for(report)
