@@ -23,6 +23,8 @@ from typing import TYPE_CHECKING
 from .errors import CredentialError
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from .config import Account
 
 SERVICE = "letterkit"
@@ -146,6 +148,20 @@ def password_from_keyring(account_name: str) -> str | None:
         return keyring.get_password(SERVICE, account_name)
     except _keyring_errors():
         raise _no_keyring() from None
+
+
+def remembered_password(account: Account, *, interactive: bool) -> Callable[[], str]:
+    """The account's password, fetched (or asked for) the first time it is needed and then
+    kept in memory for this run only: SMTP and the copy to Sent over IMAP share it, so a
+    typed password is asked for once."""
+    found: list[str] = []
+
+    def password() -> str:
+        if not found:
+            found.append(get_password(account, interactive=interactive))
+        return found[0]
+
+    return password
 
 
 def get_password(account: Account, *, interactive: bool) -> str:

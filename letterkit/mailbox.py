@@ -175,9 +175,11 @@ class CopyReport:
     in_flight: int = field(default=0, repr=False)  # the letter whose APPEND is under way
 
 
-def session_for(account: Account, *, interactive: bool = False) -> ImapSession:
-    """An IMAP session with the account's own password source."""
-    from .credentials import get_password
+def session_for(
+    account: Account, *, interactive: bool = False, password: Callable[[], str] | None = None
+) -> ImapSession:
+    """An IMAP session with ``password``, else the account's own password source."""
+    from .credentials import remembered_password
     from .imap import ImapSession
 
     if not account.imap_host:
@@ -185,11 +187,16 @@ def session_for(account: Account, *, interactive: bool = False) -> ImapSession:
             f"account {account.name!r} has no IMAP server",
             hint=f"letterkit account add {account.name} ... --imap-host imap.example.org --replace",
         )
-    return ImapSession(account, lambda: get_password(account, interactive=interactive))
+    return ImapSession(account, password or remembered_password(account, interactive=interactive))
 
 
 def copy_to_sent(
-    box: Outbox, account: Account | None, *, interactive: bool = False, session: ImapSession | None = None
+    box: Outbox,
+    account: Account | None,
+    *,
+    interactive: bool = False,
+    session: ImapSession | None = None,
+    password: Callable[[], str] | None = None,
 ) -> CopyReport | None:
     """After a delivery: APPEND each letter sent and not copied yet to Sent (see the module doc).
 
@@ -213,7 +220,7 @@ def copy_to_sent(
     handled: list[int] = []
     try:
         if session is None:
-            with session_for(account, interactive=interactive) as imap:
+            with session_for(account, interactive=interactive, password=password) as imap:
                 _append_all(box, imap, account, due, report, handled)
         else:
             _append_all(box, session, account, due, report, handled)

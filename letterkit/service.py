@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .config import AUTH_KEYS, DEFAULT_PORTS, Account, parse_limits
+from .credentials import remembered_password
 from .errors import ConfigError, InvalidValue
 from .mailbox import copy_to_sent, imap_options
 from .presets import ADD_ACCOUNT_HINT, PRESETS
@@ -275,9 +276,8 @@ def send_letters(
                 return SendReport(
                     queued, None if account is None else DeliveryReport(queued.batch, account.name)
                 )
-            transport = transport or smtp_transport(
-                account, interactive=interactive, password=password_provider
-            )
+            password = password_provider or remembered_password(account, interactive=interactive)
+            transport = transport or smtp_transport(account, password=password)
             try:
                 per_minute = DEFAULT_RATE if rate is None else rate
                 report = deliver(
@@ -292,7 +292,7 @@ def send_letters(
                 )
             finally:
                 transport.close()
-            copy_to_sent(box, account, interactive=interactive)  # never fails the letters
+            copy_to_sent(box, account, password=password)  # never fails the letters
             return SendReport(queued, report)
     finally:
         if outbox is None:
@@ -304,10 +304,9 @@ def smtp_transport(
 ) -> SmtpTransport:
     """The account's SMTP transport; its password from ``password``, else the usual sources
     (the environment, the account's command, the keyring, a prompt if ``interactive``)."""
-    from .credentials import get_password
     from .transport import SmtpTransport
 
-    return SmtpTransport(account, password or (lambda: get_password(account, interactive=interactive)))
+    return SmtpTransport(account, password or remembered_password(account, interactive=interactive))
 
 
 def flush(
@@ -339,7 +338,8 @@ def flush(
 
     if account is None:
         raise ConfigError("no mail account is set up", hint=f"add yours with: {ADD_ACCOUNT_HINT}")
-    transport = transport or smtp_transport(account, interactive=interactive)
+    password = remembered_password(account, interactive=interactive)  # asked for once, if at all
+    transport = transport or smtp_transport(account, password=password)
     now = now or clock.running()
     sleep = sleep or time.sleep
     options: dict[str, Any] = {"rate": rate, "on_progress": on_progress, "on_wait": on_wait}
@@ -356,7 +356,7 @@ def flush(
             report = _add(report, deliver(box, transport, batch=report.batch, **options))
     finally:
         transport.close()
-    copy_to_sent(box, account, interactive=interactive)  # never fails the letters; retried later
+    copy_to_sent(box, account, password=password)  # never fails the letters; retried later
     return report
 
 

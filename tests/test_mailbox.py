@@ -511,3 +511,26 @@ def test_a_reply_without_references_is_matched_by_sender_and_subject(
     doc = json.loads(invoke("mailbox", "sync", "--json").stdout)
     assert [(r["letter"], r["kind"]) for r in doc["responses"]] == [(id2, "reply")]
     assert doc["unrelated"] == 1
+
+
+def test_a_typed_password_is_asked_for_once_for_smtp_and_the_copy(
+    invoke, campaign, smtp_server, imap_server, monkeypatch
+):
+    import getpass
+
+    from letterkit import credentials
+    from letterkit.campaign import load_campaign
+    from letterkit.config import Signer, load_config
+    from letterkit.letters import compose
+    from letterkit.service import send_letters
+
+    add_account(invoke, smtp_server, imap_server)
+    assert credentials.delete_password("test")  # nothing stored: the password is typed
+    prompts: list[str] = []
+    monkeypatch.setattr(getpass, "getpass", lambda prompt: prompts.append(prompt) or PASSWORD)
+    signer = Signer(name="A. Person", email="a.person@home.internal", city="Leeds", country="UK")
+    letters = compose(load_campaign(str(campaign)), "protest", signer, cc=())
+    report = send_letters(letters, account=load_config().account(), rate=0, interactive=True)
+    assert report.delivery is not None and report.delivery.sent == 3
+    assert len(imap_server.messages("Sent Mail")) == 3
+    assert len(prompts) == 1  # SMTP and IMAP share the one typed password
