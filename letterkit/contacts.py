@@ -126,6 +126,7 @@ class Contact:
         """The contact as plain data (for --json and contacts.toml)."""
         data = self.template_view()
         data["notes"] = self.notes
+        data["timezone"] = self.timezone
         data["user"] = self.user
         if self.user:
             data["campaigns"] = list(self.campaigns)

@@ -261,14 +261,14 @@ def test_contacts_add_embassy_and_remove(invoke, isolated):
         "contacts", "add", "--id", "embassy-xx",
         "--name", "Embassy of the Republic of Kazakhstan in Exampleland",
         "--group", "kazakhstan", "--email", "embassy@example.org", "--address", "1 Example Road",
-        "--address", "Example City", "--salutation", "Your Excellency,",
+        "--address", "Example City", "--salutation", "Your Excellency,", "--timezone", "Europe/London",
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     stored = isolated / "config" / "letterkit" / "contacts.toml"
     assert stored.is_file() and "embassy-xx" in stored.read_text(encoding="utf-8")
     doc = json.loads(invoke("contacts", "--json").stdout)
     mine = next(c for c in doc["contacts"] if c["id"] == "embassy-xx")
-    assert mine["user"] is True and mine["stale"] is False
+    assert mine["user"] is True and mine["stale"] is False and mine["timezone"] == "Europe/London"
     rows = [line.split("\t") for line in invoke("contacts").stdout.splitlines()]  # piped: TSV
     assert rows[0][-2:] == ["yours", "campaigns"]
     assert [rows[-1][0], *rows[-1][-2:]] == ["embassy-xx", "yes", "dolinka-2010"]
@@ -292,6 +292,7 @@ def test_contacts_add_embassy_and_remove(invoke, isolated):
         (["--email", "ok@example.org\r\nBcc: x@example.org"], "carriage return"),
         ([], "needs at least one of"),
         (["--web-form", "javascript:alert(1)"], "not an http(s) URL"),
+        (["--email", "e@example.org", "--timezone", "Mars/Olympus"], "is not a time zone"),
     ],
 )
 def test_contacts_add_validates(invoke, args, message):

@@ -104,6 +104,14 @@ def contacts_add(
     source: Annotated[
         str | None, typer.Option("--source", metavar="TEXT", help="Where the details come from.")
     ] = None,
+    timezone: Annotated[
+        str | None,
+        typer.Option(
+            "--timezone",
+            metavar="ZONE",
+            help="Its time zone (IANA name, e.g. Europe/London): --window sends in its office hours.",
+        ),
+    ] = None,
     checked: Annotated[
         str | None,
         typer.Option(
@@ -145,6 +153,7 @@ def contacts_add(
         "salutation": salutation or "",
         "language": language,
         "source": source or "added by you",
+        "timezone": timezone or "",
         "checked": checked or clock.today().isoformat(),
         "campaigns": [ALL_CAMPAIGNS if all_campaigns else campaign.id],
     }
