@@ -13,6 +13,7 @@ user says which.  Selectors pick contacts: a contact ``id`` or ``group:NAME``.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -30,16 +31,13 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator, Sequence
     from pathlib import Path
 
+    from . import schema
+
 CHANNELS = ("email", "fax", "post", "web")
 CHUNK_CONTACTS = 64  # contacts parsed at a time from a recipients file (memory stays flat)
 STALE_AFTER_DAYS = 365  # contact data older than this is flagged for re-checking
 ALL_CAMPAIGNS = "*"  # in a user contact's ``campaigns``: every campaign
 _NUMBER_RE = re.compile(r"\+?[0-9 ()-]+")
-
-_FIELDS = {
-    "id", "name", "groups", "salutation", "language", "email", "cc", "fax", "phone",
-    "address", "web_form", "source", "checked", "notes", "campaigns", "timezone",
-}  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,48 +161,37 @@ def checked_problem(checked: str, today: dt.date | None = None) -> str:
     return ""
 
 
-def _as_list(value: Any, key: str, where: str) -> tuple[str, ...]:
-    if value is None or value == "":
-        return ()
-    if isinstance(value, str):
-        return (value,)
-    if isinstance(value, list) and all(isinstance(v, str) for v in value):
-        return tuple(value)
-    raise ContactError(f"{where}: {key} must be a string or a list of strings")
+@functools.cache
+def _specs() -> dict[str, schema.Spec]:
+    """The keys of a ``[[contact]]`` table and their types (:mod:`letterkit.schema`); what each
+    value may say is checked after."""
+    from . import schema
 
-
-def _strings(table: dict[str, Any], where: str) -> dict[str, str]:
-    """A contact's single values, stripped; those that reach a letter's header checked."""
-    strings = {}
-    for key in ("name", "salutation", "language", "email", "fax", "source", "checked", "notes", "timezone"):
-        value = table.get(key, "")
-        if isinstance(value, dt.date):  # an unquoted TOML date
-            value = value.isoformat()
-        if not isinstance(value, str):
-            raise ContactError(f"{where}: {key} must be a string")
-        strings[key] = value.strip()
-    for key in ("name", "salutation", "fax"):
-        if not header_safe(strings[key]):
-            check_header_value(strings[key], f"{where}: {key}")
-    return strings
+    specs = {key: schema.stripped() for key in ("salutation", "language", "email", "fax", "source", "notes")}
+    specs.update(id=schema.stripped(required=True), name=schema.stripped(required=True))
+    specs.update(checked=schema.stripped(dates=True), timezone=schema.stripped())
+    specs.update(
+        {key: schema.one_or_more() for key in ("groups", "cc", "phone", "address", "web_form", "campaigns")}
+    )
+    return specs
 
 
 def _lists(
-    table: dict[str, Any], where: str, *, user: bool
+    values: dict[str, Any], where: str, *, user: bool
 ) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
     """A contact's groups, address lines, web forms and campaigns, each checked."""
-    groups = _as_list(table.get("groups"), "groups", where)
+    groups = values["groups"]
     for g in groups:
         check_slug(g, f"{where}: group")
-    address = _as_list(table.get("address"), "address", where)
+    address = values["address"]
     for line in address:
         if not header_safe(line):
             check_header_value(line, f"{where}: address line")
-    web_form = _as_list(table.get("web_form"), "web_form", where)
+    web_form = values["web_form"]
     for url in web_form:
         if not re.fullmatch(r"https?://\S+", url):
             raise ContactError(f"{where}: web_form {url!r} is not an http(s) URL")
-    campaigns = _as_list(table.get("campaigns"), "campaigns", where)
+    campaigns = values["campaigns"]
     if campaigns and not user:
         raise ContactError(
             f"{where}: 'campaigns' is only for your own contacts (contacts.toml)",
@@ -217,22 +204,19 @@ def _lists(
 
 
 def contact_from_table(table: dict[str, Any], where: str, *, user: bool = False) -> Contact:
-    """Build and validate a Contact from one ``[[contact]]`` table."""
-    unknown = sorted(set(table) - _FIELDS)
-    if unknown:
-        raise ContactError(
-            f"{where}: unknown field(s) {', '.join(unknown)}",
-            hint=f"known fields: {', '.join(sorted(_FIELDS))}",
-        )
-    for key in ("id", "name"):
-        if not isinstance(table.get(key), str) or not table[key].strip():
-            raise ContactError(f"{where}: every contact needs a non-empty '{key}'")
-    cid = check_slug(table["id"], f"{where}: contact id")
+    """Build and validate a Contact from one ``[[contact]]`` table: the types through the one
+    schema (:mod:`letterkit.schema`), then what each value may say."""
+    from . import schema
+
+    strings = schema.check(schema.Located(where, ContactError), table, _specs())
+    cid = check_slug(strings["id"], f"{where}: contact id")
     where = f"{where} (contact {cid})"
-    strings = _strings(table, where)
+    for key in ("name", "salutation", "fax"):
+        if not header_safe(strings[key]):
+            check_header_value(strings[key], f"{where}: {key}")
     email = check_address(strings["email"], f"{where}: email") if strings["email"] else ""
-    cc = tuple(check_address(a, f"{where}: cc") for a in _as_list(table.get("cc"), "cc", where))
-    groups, address, web_form, campaigns = _lists(table, where, user=user)
+    cc = tuple(check_address(a, f"{where}: cc") for a in strings["cc"])
+    groups, address, web_form, campaigns = _lists(strings, where, user=user)
     language = strings["language"] or "en"
     if not re.fullmatch(r"[a-z]{2,3}(?:-[A-Za-z0-9]+)?", language):
         raise ContactError(f"{where}: language {language!r} is not a language code like 'en' or 'ru'")
@@ -245,7 +229,7 @@ def contact_from_table(table: dict[str, Any], where: str, *, user: bool = False)
         email=email,
         cc=cc,
         fax=strings["fax"],
-        phone=_as_list(table.get("phone"), "phone", where),
+        phone=strings["phone"],
         address=address,
         web_form=web_form,
         source=strings["source"],
@@ -254,7 +238,7 @@ def contact_from_table(table: dict[str, Any], where: str, *, user: bool = False)
         user=user,
         campaigns=campaigns,
         origin=where.split(" (contact")[0],
-        timezone=_timezone(strings.get("timezone", ""), where),
+        timezone=_timezone(strings["timezone"], where),
     )
 
 

@@ -125,6 +125,37 @@ def _partial_date(value: str) -> bool:
     return re.fullmatch(r"\d{4}(-(0[1-9]|1[0-2]))?", value) is not None
 
 
+def one_or_more() -> Spec:
+    """A text or a list of texts, as a tuple (a missing or empty value: none)."""
+
+    def convert(value: Any) -> tuple[str, ...]:
+        if value == "":
+            return ()
+        if isinstance(value, str):
+            return (value,)
+        if isinstance(value, list) and all(isinstance(x, str) for x in value):
+            return tuple(value)
+        raise Invalid("must be text or a list of texts")
+
+    return Spec(convert, ())
+
+
+def stripped(*, dates: bool = False, required: bool = False) -> Spec:
+    """Text without surrounding blanks (``dates``: an unquoted TOML date is taken as its ISO
+    text; ``required``: it must not be empty)."""
+
+    def convert(value: Any) -> str:
+        if dates and isinstance(value, dt.date):
+            value = value.isoformat()
+        if not isinstance(value, str):
+            raise Invalid(f"must be text in quotes, not {_type_name(value)}")
+        if required and not value.strip():
+            raise Invalid("must not be empty")
+        return value.strip()
+
+    return Spec(convert, "", required)
+
+
 def tables() -> Spec:
     """An array of tables (``[[name]]``), kept as they are."""
 
@@ -178,6 +209,18 @@ class Source:
         if not isinstance(value, dict):
             raise self.fail("", section.rpartition(".")[2], f"[{section}] must be a table")
         return value
+
+
+class Located(Source):
+    """A table whose place is known already (``where``: "file:line", e.g. one ``[[contact]]``
+    of a recipients file): errors start with it."""
+
+    def __init__(self, where: str, error: type[LetterkitError]) -> None:
+        self.where = where
+        self.error = error
+
+    def fail(self, section: str, key: str, message: str, hint: str = "") -> LetterkitError:
+        return self.error(f"{self.where}: {message}", hint=hint or None)
 
 
 def check(

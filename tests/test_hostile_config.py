@@ -86,3 +86,23 @@ def test_a_config_error_names_the_line(invoke, tmp_path):
     config.write_text("# my accounts\n" + ACCOUNT + 'security = "startls"\n', encoding="utf-8")
     result = invoke("account", "list")
     assert result.exit_code == 2 and "config.toml:5 [account.main]: security" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("line", "says"),
+    [
+        ('colour = "red"', "unknown key 'colour'"),
+        ("groups = 5", "groups = 5 must be text or a list of texts"),
+        ("name = 5", "name = 5 must be text in quotes, not a number"),
+        ('name = ""', "name = '' must not be empty"),
+    ],
+)
+def test_a_wrong_contact_value_names_file_line_and_key(invoke, tmp_path, line, says):
+    contacts = tmp_path / "config" / "letterkit" / "contacts.toml"
+    contacts.parent.mkdir(parents=True)
+    body = '[[contact]]\nid = "emb"\nname = "Embassy"\nemail = "e@home.internal"\ncampaigns = ["*"]\n'
+    text = body.replace('name = "Embassy"', line) if line.startswith("name") else body + line + "\n"
+    contacts.write_text(text, encoding="utf-8")
+    result = invoke("check")
+    assert result.exit_code == 2, result.output
+    assert f"{contacts}:1: {says}" in result.stderr
