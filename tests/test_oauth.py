@@ -134,7 +134,8 @@ def test_sasl_initial_responses_match_the_specifications():
 
 
 def test_presets_offer_oauth2_and_outlook_defaults_to_it(invoke):
-    assert invoke("account", "add", "o", "--preset", "outlook", "--username", USERNAME).exit_code == 0
+    added = invoke("account", "add", "o", "--preset", "outlook", "--username", USERNAME)
+    assert added.exit_code == 0 and "letterkit account login o" in added.stderr + added.stdout
     assert invoke("account", "add", "g", "--preset", "gmail", "--username", USERNAME).exit_code == 0
     g2 = invoke("account", "add", "g2", "--preset", "gmail", "--auth", "oauth2", "--username", USERNAME)
     assert g2.exit_code == 0 and "letterkit account login g2" in g2.stderr
