@@ -8,19 +8,19 @@ from __future__ import annotations
 
 from typing import Any
 
-PRESETS: dict[str, dict[str, Any]] = {
+PRESETS: dict[str, dict[str, Any]] = {  # "note": shown by account add, "{name}" the account's
     "gmail": {"host": "smtp.gmail.com", "port": 587, "security": "starttls", "oauth_provider": "google",
               "note": "Gmail needs an app password (Google account → Security → App passwords), "
-                      "or --auth oauth2 and: letterkit account login NAME",
+                      "or --auth oauth2 and: letterkit account login {name}",
               "daily_limit": 500, "source": "https://support.google.com/mail/answer/22839"},
     "google-workspace": {"host": "smtp.gmail.com", "port": 587, "security": "starttls",
                          "oauth_provider": "google",
                          "note": "Google Workspace: an app password, or --auth oauth2 and: "
-                                 "letterkit account login NAME",
+                                 "letterkit account login {name}",
                          "daily_limit": 2000, "source": "https://support.google.com/a/answer/166852"},
     "outlook": {"host": "smtp-mail.outlook.com", "port": 587, "security": "starttls", "auth": "oauth2",
                 "oauth_provider": "microsoft",
-                "note": "Outlook.com takes no passwords: sign in with letterkit account login NAME",
+                "note": "Outlook.com takes no passwords: sign in with letterkit account login {name}",
                 "daily_limit": 300,
                 "source": "https://support.microsoft.com/office/sending-limits-in-outlook-com-"
                           "279ee200-594c-40f0-9ec8-bb6af7735c2e"},
@@ -35,7 +35,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     "office365": {"host": "smtp.office365.com", "port": 587, "security": "starttls",
                   "oauth_provider": "microsoft",
                   "note": "Microsoft 365 is retiring passwords for SMTP: prefer --auth oauth2 and "
-                          "letterkit account login NAME"},
+                          "letterkit account login {name}"},
 }  # fmt: skip
 
 IMAP_PRESETS: dict[str, dict[str, Any]] = {

@@ -468,7 +468,7 @@ def account_from_options(opts: AccountOptions) -> tuple[Account, str]:
         **auth_fields(chosen, **{k: getattr(opts, k) for k in ("auth", *AUTH_KEYS)}),
     ).validated()
     account = imap_options(account, opts.preset, **opts.imap)
-    return account, str(chosen.get("note", "")).replace("account login NAME", f"account login {opts.name}")
+    return account, str(chosen.get("note", "")).format(name=opts.name)  # a preset's note names the account
 
 
 def add_account(
