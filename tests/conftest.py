@@ -16,6 +16,20 @@ sys.path.insert(0, str(TESTS))
 
 
 @pytest.fixture(autouse=True)
+def loopback_only(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Tests talk to 127.0.0.1 only: any other name lookup or connection, here or in a
+    letterkit process a test starts, is refused and fails the test (tests/_loopback.py)."""
+    import _loopback
+
+    monkeypatch.setenv("LETTERKIT_TEST_LOOPBACK", "1")
+    _loopback.VIOLATIONS.clear()
+    _loopback.install()
+    yield
+    _loopback.uninstall()
+    assert not _loopback.VIOLATIONS, f"a test tried to reach another machine: {_loopback.VIOLATIONS}"
+
+
+@pytest.fixture(autouse=True)
 def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """Move every user dir and the keyring backend into tmp_path."""
     home = tmp_path / "home"

@@ -218,3 +218,26 @@ def test_a_password_beyond_ascii_logs_in_as_utf8(make_smtp_server):
         SmtpTransport(server.account(), lambda: wrong, backoff=0.001).open()
     text = str(caught.value)
     assert not any(part in text for part in ("Grüße", "ä", "€", "неверно"))
+
+
+def test_tests_reach_no_machine_but_this_one():
+    """The guard every test runs under (tests/_loopback.py): a real provider is never looked up
+    or connected to, in this process or in a letterkit process a test starts."""
+    import socket
+    import subprocess
+    import sys
+
+    import _loopback
+
+    with pytest.raises(socket.gaierror):
+        socket.getaddrinfo("smtp.gmail.com", 587)
+    with pytest.raises(ConnectionRefusedError), socket.socket() as s:
+        s.connect(("192.0.2.1", 25))  # TEST-NET-1 (RFC 5737)
+    assert _loopback.VIOLATIONS == ["a name lookup of 'smtp.gmail.com'", "a connection to '192.0.2.1'"]
+    _loopback.VIOLATIONS.clear()  # this test meant to try
+    assert socket.getaddrinfo("127.0.0.1", 25) and socket.getaddrinfo("localhost", 25)
+    child = subprocess.run(
+        [sys.executable, "-c", "import socket; socket.getaddrinfo('smtp.gmail.com', 587)"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert child.returncode != 0 and "tests talk to 127.0.0.1 only" in child.stderr
