@@ -43,13 +43,15 @@ def _type_name(value: Any) -> str:
     )
 
 
-def text(default: str = "", *, required: bool = False, hint: str = "") -> Spec:
+def text() -> Spec:
+    """Text, as it is (missing: empty)."""
+
     def convert(value: Any) -> str:
         if not isinstance(value, str):
             raise Invalid(f"must be text in quotes, not {_type_name(value)}")
         return value
 
-    return Spec(convert, default, required, hint)
+    return Spec(convert, "")
 
 
 def choice(options: Iterable[str], default: str) -> Spec:
