@@ -283,21 +283,22 @@ class _Run:
             if self.pace.must_wait():
                 self.ledger.commit_and_continue()  # nothing stays unrecorded while we wait
             message = as_it_leaves(stored, row, self.transport.account, now) if stored is not None else None
+            copy = _Copy(self.box, row, message)
             try:
-                result = _send_one(self.transport, message, self.mail_from, row.rcpt, self.pace)
+                result = _send_one(self.transport, copy, self.mail_from, self.pace)
+                self.server_down = 0
+                if self._outcome(row, result, copy, stored_changed=message is not stored):
+                    return True
             except ServerUnreachable as exc:
                 return self._server_down(row, exc)
             except LetterkitError as exc:  # the server or the account, not this letter
                 self._stop(exc, row.id)
                 return True
-            self.server_down = 0
-            if self._outcome(row, result, message, stored_changed=message is not stored):
-                return True
+            finally:
+                copy.drop()  # staged for a letter that did not go
         return False
 
-    def _outcome(
-        self, row: Row, result: DeliveryResult, message: bytes | None, *, stored_changed: bool
-    ) -> bool:
+    def _outcome(self, row: Row, result: DeliveryResult, copy: _Copy, *, stored_changed: bool) -> bool:
         """Record what happened to ``row``; True when the batch must stop (blocked)."""
         kind = classify(result.code, result.reply) if result.status in ("deferred", "failed") else "ok"
         if kind == "blocked":
@@ -316,8 +317,8 @@ class _Run:
         if result.delivered:
             self.quota.take(now, len(row.rcpt))
         changes = _record(
-            self.box, row, result, message, self.transport.account.name, stored_changed=stored_changed,
-            sent_at=now, retry_at=retry_at,
+            copy, result, self.transport.account.name, stored_changed=stored_changed, sent_at=now,
+            retry_at=retry_at,
         )  # fmt: skip
         self._count(row.id, changes["status"])
         if self.report.handled % COMMIT_EVERY == 0:
@@ -410,13 +411,37 @@ class _Run:
         self.report.deferred = self.ledger.count(("queued",), batch=self.report.batch, channel="email")
 
 
-def _send_one(
-    transport: Transport, message: bytes | None, mail_from: str, rcpt: Iterable[str], pace: Pace
-) -> DeliveryResult:
-    if message is None:  # cannot happen after reconcile, unless edited by hand meanwhile
+@dataclass
+class _Copy:
+    """The letter in flight and its copy for ``sent/``: written to ``sent/tmp`` while the
+    server takes the message (:meth:`Outbox.stage_sent`), renamed into ``sent/cur`` once
+    the server has said yes (:meth:`Outbox.file_sent`, the mark), removed otherwise."""
+
+    box: Outbox
+    row: Row
+    message: bytes | None
+    staged: str | None = None
+    tried: bool = False
+
+    def stage(self) -> None:
+        if not self.tried and self.message is not None:  # once, even if the letter is tried again
+            self.tried = True
+            self.staged = self.box.stage_sent(self.row, self.message)
+
+    def file(self, message: bytes) -> str:
+        staged, self.staged = self.staged, None
+        return self.box.file_sent(self.row, message, staged)
+
+    def drop(self) -> None:
+        staged, self.staged = self.staged, None
+        self.box.drop_staged(staged)
+
+
+def _send_one(transport: Transport, copy: _Copy, mail_from: str, pace: Pace) -> DeliveryResult:
+    if copy.message is None:  # cannot happen after reconcile, unless edited by hand meanwhile
         return DeliveryResult("failed", "its message is missing from the ledger (deleted by hand?)")
     pace.wait()
-    return transport.send(message, mail_from, list(rcpt))
+    return transport.send(copy.message, mail_from, list(copy.row.rcpt), while_waiting=copy.stage)
 
 
 def _stop(
@@ -436,10 +461,8 @@ def _stop(
 
 
 def _record(
-    box: Outbox,
-    row: Row,
+    copy: _Copy,
     result: DeliveryResult,
-    message: bytes | None,
     account: str,
     *,
     stored_changed: bool,
@@ -450,11 +473,12 @@ def _record(
     the caller); returns the changed fields (``replace(row, **changes)`` is the row now)."""
     import json
 
+    box, row, message = copy.box, copy.row, copy.message
     refused = {a: list(v) for a, v in result.refused.items()}
     status: str
     when = (sent_at or clock.now()).astimezone(dt.UTC).isoformat(timespec="seconds")
     if result.delivered and message is not None:
-        note = box.file_sent(row, message)  # first: the mark that it went
+        note = copy.file(message)  # first: the mark that it went
         if stored_changed:
             box.ledger.set_message(row.id, message)  # exactly what was sent
         status, sent, reply = result.status, when, result.reply

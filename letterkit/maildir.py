@@ -77,16 +77,29 @@ def write_maildir(box: Path, name: str, data: bytes, where: str) -> None:
     """Write ``data`` into the Maildir ``box`` the Maildir way: a fresh file in ``tmp/``
     (created exclusively, never following a link), renamed into ``new/NAME`` or, for a
     message already read (a sent copy), ``cur/NAME:2,S``."""
-    fd, tmp = tempfile.mkstemp(dir=box / "tmp", prefix=f"{name}.")
+    tmp = stage(box, name, data)
     try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
         final = name if where == "new" else f"{name}:{SENT_FLAGS}"
         os.replace(tmp, box / where / final)
     except BaseException:
         with suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+def stage(box: Path, name: str, data: bytes) -> str:
+    """Write ``data`` to a fresh file in ``box/tmp`` (created exclusively, never following a
+    link) and return its path: mail programs do not look in ``tmp/``, so the message is
+    not in the Maildir until the file is renamed into ``new/`` or ``cur/``."""
+    fd, tmp = tempfile.mkstemp(dir=box / "tmp", prefix=f"{name}.")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+    except BaseException:
+        with suppress(OSError):
+            os.unlink(tmp)
+        raise
+    return tmp
 
 
 def legacy_message(data: bytes) -> tuple[dict[str, str], bytes]:

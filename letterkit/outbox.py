@@ -48,7 +48,7 @@ from . import maildir
 from .errors import OutboxError
 from .fileutil import try_lock, unlock
 from .ledger import DELIVERED, IN_OUTBOX, STATUSES, Ledger, Row, now_text, rcpt_text
-from .maildir import Paths, legacy_message, size, unique_name, write_maildir
+from .maildir import Paths, legacy_message, size, stage, unique_name, write_maildir
 from .validation import check_address
 
 if TYPE_CHECKING:
@@ -222,10 +222,40 @@ class Outbox:
                 hint="'letterkit outbox' tries again",
             ) from None
 
-    def file_sent(self, row: Row, message: bytes) -> str:
-        """Put a sent letter's copy into ``sent/`` (the mark reconcile goes by); returns a
+    def stage_sent(self, row: Row, message: bytes) -> str | None:
+        """Write the copy of a letter that is leaving into ``sent/tmp`` (not a mark: mail
+        programs and reconcile ignore ``tmp/``), so that :meth:`file_sent` only has to
+        rename it.  Delivery calls this while the server takes the message.  Returns the
+        file's path, or None when there is nothing to stage (the outbox file holds the
+        message already) or it could not be written (then :meth:`file_sent` tries itself)."""
+        if size(self.outbox_file(row.file)) == len(message):
+            return None
+        try:
+            return stage(self.paths.sent, row.file, message)
+        except OSError:
+            return None
+
+    @staticmethod
+    def drop_staged(staged: str | None) -> None:
+        """Remove a copy staged for a letter that did not go."""
+        if staged is not None:
+            with suppress(OSError):
+                os.unlink(staged)
+
+    def file_sent(self, row: Row, message: bytes, staged: str | None = None) -> str:
+        """Put a sent letter's copy into ``sent/`` (the mark reconcile goes by): the staged
+        copy (see :meth:`stage_sent`), else the outbox file, else a new file.  Returns a
         note for the ledger if it could not be written (the ledger keeps the message)."""
         try:
+            if staged is not None:
+                try:
+                    os.replace(staged, self.sent_file(row.file))
+                except FileNotFoundError:
+                    staged = None  # removed meanwhile: written below
+                else:
+                    with suppress(OSError):
+                        os.unlink(self.outbox_file(row.file))  # a stale outbox file (a re-dated letter)
+                    return ""
             try:
                 os.replace(self.outbox_file(row.file), self.sent_file(row.file))
                 if size(self.sent_file(row.file)) != len(message):  # re-dated or re-addressed
@@ -233,6 +263,7 @@ class Outbox:
             except FileNotFoundError:  # delivered at once: there was no outbox file
                 write_maildir(self.paths.sent, row.file, message, "cur")
         except OSError as exc:
+            self.drop_staged(staged)
             return f" (no copy in {self.paths.sent}: {exc.strerror or exc}; the ledger keeps the message)"
         return ""
 

@@ -59,6 +59,8 @@ if TYPE_CHECKING:
     from .config import Account
     from .oauth import TokenSource
 
+    Waiting = Callable[[], object] | None  # work to do while the server takes a message
+
 Status = Literal["sent", "partial", "failed", "deferred"]
 RETRY_DELAY_ENV = "LETTERKIT_RETRY_DELAY"
 DEFAULT_RETRY_DELAY = 2.0
@@ -118,7 +120,9 @@ class Transport(Protocol):
 
     def open(self) -> None: ...
 
-    def send(self, message: bytes, mail_from: str, rcpt_to: Sequence[str]) -> DeliveryResult: ...
+    def send(
+        self, message: bytes, mail_from: str, rcpt_to: Sequence[str], *, while_waiting: Waiting = None
+    ) -> DeliveryResult: ...
 
     def close(self) -> None: ...
 
@@ -455,8 +459,14 @@ class SmtpTransport:
 
     # --- sending ------------------------------------------------------------------------
 
-    def send(self, message: bytes, mail_from: str, rcpt_to: Sequence[str]) -> DeliveryResult:
+    def send(
+        self, message: bytes, mail_from: str, rcpt_to: Sequence[str], *, while_waiting: Waiting = None
+    ) -> DeliveryResult:
         """Deliver one message (line endings become CRLF, then dot-stuffed): one attempt.
+
+        ``while_waiting`` is called once the whole message is written and before its
+        reply is read: work the caller does while the server takes the message (it may
+        be called again if the letter is tried again on a new connection).
 
         A temporary failure is returned at once as ``deferred`` with the server's
         code (the delivery loop decides when to try again, and the batch goes on);
@@ -477,7 +487,7 @@ class SmtpTransport:
             if self._smtp is None:
                 self._smtp = self._connect()
             try:
-                result = self._transaction(self._smtp, data, mail_from, rcpt)
+                result = self._transaction(self._smtp, data, mail_from, rcpt, while_waiting)
             except _Temporary as temp:
                 if temp.reconnect:
                     self._discard(self._smtp)
@@ -494,7 +504,7 @@ class SmtpTransport:
         return self._smtp is not None and self._smtp.has_extn("pipelining")
 
     def _transaction(
-        self, smtp: smtplib.SMTP, data: bytes, mail_from: str, rcpt: list[str]
+        self, smtp: smtplib.SMTP, data: bytes, mail_from: str, rcpt: list[str], while_waiting: Waiting
     ) -> DeliveryResult:
         """One MAIL/RCPT/DATA exchange (``data`` CRLF and dot-stuffed); raises _Temporary
         for a temporary failure."""
@@ -516,6 +526,8 @@ class SmtpTransport:
                 self._rset(smtp)
                 return self._refusal(code, msg, "DATA refused")
             smtp.send(data + (b".\r\n" if data.endswith(b"\r\n") else b"\r\n.\r\n"))
+            if while_waiting is not None:
+                while_waiting()
             code, msg = smtp.getreply()
             if code != 250:
                 self._rset(smtp)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import mailbox
 import os
 import sqlite3
+import time
 from pathlib import Path
 
 import pytest
@@ -252,6 +253,33 @@ def test_a_batch_delivered_at_once_writes_each_outbox_file_just_ahead(campaign, 
     assert [len(s) for s in seen] == [1, 2, 3, 4]  # each letter's file moved to sent/ as it went
     assert files(box.paths.outbox / "new") == [] and files(box.paths.outbox / "tmp") == []
     assert stored(box) == 0
+
+
+def test_the_copy_is_written_while_the_server_takes_the_letter(campaign, box, make_smtp_server):
+    """Each letter's copy is written to sent/tmp before its reply is read (the server sees it
+    there), renamed into sent/cur once the server said yes, and removed when it said no."""
+    staged: list[int] = []
+
+    def data_reply(number: int, rcpt: list[str]) -> str | None:
+        for _ in range(400):  # the client writes the copy before it reads this reply
+            if files(box.paths.sent / "tmp"):
+                break
+            time.sleep(0.005)
+        staged.append(len(files(box.paths.sent / "tmp")))
+        return {2: "550 5.7.1 refused here", 3: "451 4.3.0 try again later"}.get(number)
+
+    server = make_smtp_server(data_reply=data_reply)
+    with box.session():  # as send_letters does: no outbox files are written
+        result = box.queue(letters(campaign), account=server.account(), write_outbox=False)
+        report = deliver(box, transport(server), batch=result.batch)
+    assert staged[:4] == [1, 1, 1, 1]  # one copy waiting in tmp/ while the server decides
+    assert (report.sent, report.failed) == (3, 1) and server.count() == 3
+    assert files(box.paths.sent / "tmp") == []  # the refused and the deferred one left none behind
+    sent = box.rows(("sent",))
+    assert sorted(files(box.paths.sent / "cur")) == sorted(box.sent_file(r.file).name for r in sent)
+    assert all(box.sent_file(r.file).read_bytes() == box.stored_message(r) for r in sent)
+    (failed,) = box.rows(("failed",))
+    assert failed.recipient == "kz-2" and not box.sent_file(failed.file).exists()
 
 
 def test_letters_left_by_a_stopped_batch_are_in_the_outbox_folder(campaign, box, make_smtp_server):
