@@ -3,8 +3,9 @@
 For each letter due now (:mod:`letterkit.schedule`: its back-off, send window
 and the daily quota), oldest first: wait for the pace (:mod:`letterkit.pacing`),
 set its From for the account and its Date for now (when either changed since it
-was queued), send it, file its copy in ``sent/`` (the mark reconcile goes by),
-record the outcome in the ledger.  Outcomes are committed every
+was queued), send it (its copy is written to ``sent/tmp`` while the server takes
+it), file that copy in ``sent/cur`` (the mark reconcile goes by), record the
+outcome in the ledger.  Outcomes are committed every
 :data:`letterkit.ledger.COMMIT_EVERY` letters and before every wait, so a kill
 loses at most those records — and :meth:`letterkit.outbox.Outbox.reconcile`
 restores them from ``sent/``: at most the letter in flight at the kill can go twice.

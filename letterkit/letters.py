@@ -428,66 +428,62 @@ def compose(
     invalid letter; call :func:`compose_all` to validate a whole batch.
     """
     signer = signer.validated()
-    note = _clean_note(note)
-    cosigners = tuple(cosigners)
-    today = today or clock.today()
     if language:
         campaign.template_strict(template, language)
     who_plan = plan(campaign, template, to, cc)
-    renderer = renderer or Renderer(campaign)
-    generation = renderer.new_batch()  # signer, note, co-signers... are fixed for this batch
-    views: dict[str, dict[str, Any]] = {}
-    signer_view = signer_view_of(signer)
-    cosigner_views = [c.__dict__ for c in cosigners]
-    hand_copies = who_plan.hand_copies
-    primary_names: list[str] = []  # for the copies' "a copy of my letter to ..." (only if there are any)
-    copy_emails = who_plan.copy_emails
+    batch = _Batch(
+        campaign, template, signer, language, _clean_note(note), tuple(cosigners), today or clock.today(),
+        renderer or Renderer(campaign),
+    )  # fmt: skip
+    for contact in who_plan.primaries():
+        if who_plan.hand_copies:
+            batch.primary_names.append(contact.name)  # for the copies' "a copy of my letter to ..."
+        yield batch.letter(contact, False, who_plan.copy_emails)
+    for contact in who_plan.hand_copies:
+        yield batch.letter(contact, True, who_plan.copy_emails)
 
-    def recipients() -> Iterator[tuple[Contact, bool]]:
-        for c in who_plan.primaries():
-            if hand_copies:
-                primary_names.append(c.name)
-            yield c, False
-        for c in hand_copies:
-            yield c, True
 
-    for contact, is_copy in recipients():
-        lang = language or contact.language
-        t = campaign.template(template, lang)
-        if t.language not in views:
-            views[t.language] = campaign.for_language(t.language)
+class _Batch:
+    """What every letter of one :func:`compose` call shares, and how one letter is made."""
+
+    def __init__(
+        self, campaign: Campaign, template: str, signer: Signer, language: str | None, note: str,
+        cosigners: tuple[Cosigner, ...], today: dt.date, renderer: Renderer,
+    ) -> None:  # fmt: skip
+        self.campaign, self.template, self.signer, self.language = campaign, template, signer, language
+        self.note, self.cosigners, self.today, self.renderer = note, cosigners, today, renderer
+        self.generation = renderer.new_batch()  # signer, note, co-signers... are fixed for this batch
+        self.views: dict[str, dict[str, Any]] = {}
+        self.signer_view = signer_view_of(signer)
+        self.cosigner_views = [c.__dict__ for c in cosigners]
+        self.primary_names: list[str] = []
+
+    def letter(self, contact: Contact, is_copy: bool, copy_emails: Sequence[str]) -> Letter:
+        t = self.campaign.template(self.template, self.language or contact.language)
+        if t.language not in self.views:
+            self.views[t.language] = self.campaign.for_language(t.language)
         context = {
-            "signer": signer_view,
+            "signer": self.signer_view,
             "recipient": contact.template_view(),
-            "campaign": views[t.language],
-            "note": note,
-            "cosigners": cosigner_views,
-            "today": today,
+            "campaign": self.views[t.language],
+            "note": self.note,
+            "cosigners": self.cosigner_views,
+            "today": self.today,
             "copy": is_copy,
-            "primary": primary_names,
+            "primary": self.primary_names,
             "language": t.language,
         }
         # The memo key stands for everything but the recipient and ``primary`` (which grows
         # while primaries are rendered; the memo tracks whether a template reads it).
-        subject, body = renderer.render(t, context, f"contact {contact.id}", memo=(generation, is_copy))
+        memo = (self.generation, is_copy)
+        subject, body = self.renderer.render(t, context, f"contact {contact.id}", memo=memo)
         _check_rendered(t, contact, subject, body)
         to_addrs, cc_addrs = _addresses(contact, is_copy, copy_emails)
-        yield Letter(
-            campaign=campaign.id,
-            template=t.name,
-            language=t.language,
-            contact=contact,
-            signer=signer,
-            subject=subject,
-            body=body,
-            to=to_addrs,
-            cc=cc_addrs,
-            copy=is_copy,
-            note=note,
-            cosigners=cosigners,
-            verbatim=not note,
-            date=today,
-        )
+        return Letter(
+            campaign=self.campaign.id, template=t.name, language=t.language, contact=contact,
+            signer=self.signer, subject=subject, body=body, to=to_addrs, cc=cc_addrs, copy=is_copy,
+            note=self.note, cosigners=self.cosigners, verbatim=not self.note, date=self.today,
+        )  # fmt: skip
 
 
 MAX_NOTE = 65_536  # characters of personal words in one letter

@@ -18,9 +18,10 @@ truth and the folders are its views:
   written (unless the letters are delivered at once, see
   :mod:`letterkit.delivery`); they are not fsynced, since the ledger holds the same
   bytes and :meth:`Outbox.reconcile` rewrites a damaged one.
-* Delivery files each sent message into ``sent/cur`` (moved from the outbox,
-  or written) *before* it records the letter as sent: a copy in ``sent/`` is
-  the mark reconcile goes by when a process was killed in between.
+* Delivery files each sent message into ``sent/cur`` (written to ``sent/tmp``
+  while the server takes it, or moved from the outbox) *before* it records the
+  letter as sent: a copy in ``sent/cur`` is the mark reconcile goes by when a
+  process was killed in between (``tmp/`` is no mark: reconcile clears it).
 * :meth:`Outbox.reconcile`, at the start of every command that changes the
   outbox: a letter still queued whose copy is in ``sent/`` is marked sent; a
   queued letter's missing or damaged outbox file is rewritten; a recent sent

@@ -263,13 +263,9 @@ def send_letters(
     try:
         with box.session():  # queued and delivered without another process in between
             queued = box.queue(
-                letters,
-                account=account,
-                resend=resend,
-                on_skip=on_skip,
+                letters, account=account, resend=resend, on_skip=on_skip, other_signers=other_signers,
                 write_outbox=account is None,  # delivered at once: no outbox files unless it stops
-                other_signers=other_signers,
-            )
+            )  # fmt: skip
             if on_queued is not None:
                 on_queued(queued)
             if account is None or not queued.to_deliver:
@@ -279,17 +275,10 @@ def send_letters(
             password = password_provider or remembered_password(account, interactive=interactive)
             transport = transport or smtp_transport(account, password=password)
             try:
-                per_minute = DEFAULT_RATE if rate is None else rate
                 report = deliver(
-                    box,
-                    transport,
-                    batch=queued.batch,
-                    rate=per_minute,
-                    on_progress=on_progress,
-                    on_wait=on_wait,
-                    on_note=on_note,
-                    schedule=schedule,
-                )
+                    box, transport, batch=queued.batch, rate=DEFAULT_RATE if rate is None else rate,
+                    on_progress=on_progress, on_wait=on_wait, on_note=on_note, schedule=schedule,
+                )  # fmt: skip
             finally:
                 transport.close()
             copy_to_sent(box, account, password=password)  # never fails the letters

@@ -278,17 +278,9 @@ def _send_now(
             skips.people = False  # the skipped letters were listed with the preview
         try:
             sent = job.run(
-                box,
-                letters,
-                resend=resend,
-                other_signers=other_signers,
-                on_skip=skips,
-                on_queued=queued_now,
-                on_progress=progress,
-                on_wait=progress.waiting,
-                interactive=interactive,
-                on_note=_output.warn,
-            )
+                box, letters, resend=resend, other_signers=other_signers, on_skip=skips, on_queued=queued_now,
+                on_progress=progress, on_wait=progress.waiting, interactive=interactive, on_note=_output.warn,
+            )  # fmt: skip
         finally:
             progress.stop()
         _finish_send(box, sent.queue, sent.delivery, skips, acct, after["by_hand"], open_forms, as_json, base)
