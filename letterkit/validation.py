@@ -30,7 +30,7 @@ _FORBIDDEN = {
     "\u2029": "a paragraph separator (U+2029)",
 }
 _UNSAFE_RE = re.compile("[" + "".join(_FORBIDDEN) + "]")
-_LINE_BREAK_RE = re.compile("\r\n|[\r\x0b\x0c\x1c-\x1e\x85\u2028\u2029]")
+_LINE_BREAKS = "\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"  # what str.splitlines() splits at
 
 # A header line can hold at most 998 octets (RFC 5322 2.1.1).  The stdlib folds at spaces
 # and splits non-ASCII text into encoded words, but it keeps a run of ASCII characters
@@ -85,7 +85,10 @@ def normalise_newlines(text: str) -> str:
     Bodies are normalised with this before a message is made, so that no bare CR
     or LF can reach the wire and no line is broken differently by another reader.
     """
-    return _LINE_BREAK_RE.sub("\n", text)
+    lines = text.splitlines()  # splits at exactly these breaks (str.splitlines), without a regex
+    if text and text[-1] in _LINE_BREAKS:
+        lines.append("")
+    return "\n".join(lines)
 
 
 def check_address(address: str, what: str) -> str:

@@ -20,7 +20,13 @@ from letterkit.config import Signer
 from letterkit.errors import InvalidValue, LetterkitError
 from letterkit.letters import Letter, compose_all
 from letterkit.message import encode_message, message_bytes, to_message
-from letterkit.validation import check_address, check_header_value, check_language, check_slug
+from letterkit.validation import (
+    check_address,
+    check_header_value,
+    check_language,
+    check_slug,
+    normalise_newlines,
+)
 
 BARE = re.compile(rb"\r(?!\n)|(?<!\r)\n")  # a CR not before LF, or an LF not after CR
 WHEN = dt.datetime(2026, 11, 26, 9, 30, tzinfo=dt.UTC)
@@ -338,3 +344,15 @@ def test_one_message_bytes_in_the_package():
 
     assert not hasattr(letterkit.export, "message_bytes")
     assert letterkit.message_bytes is message_bytes
+
+
+def test_every_kind_of_line_break_becomes_one_lf() -> None:
+    """CRLF, a bare CR, and every other break a reader might honour (VT, FF, the file/group/
+    record separators, NEL, U+2028/2029) become one LF each; nothing else changes."""
+    reference = re.compile("\r\n|[\r\n\x0b\x0c\x1c-\x1e\x85\u2028\u2029]")
+    breaks = ["\r\n", "\r", "\n", "\x0b", "\x0c", "\x1c", "\x1d", "\x1e", "\x85", "\u2028", "\u2029"]
+    pieces = ["", "a", "Дорогой", " ", "\t", "\n\r", *breaks]
+    samples = [a + b + c for a in pieces for b in pieces for c in pieces]
+    samples += ["\r\r\n\n", "line\r\n" * 3, "x\u2028y\u2029", "\n\n", "end\r"]
+    for text in samples:
+        assert normalise_newlines(text) == reference.sub("\n", text), repr(text)
