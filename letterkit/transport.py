@@ -155,6 +155,8 @@ _LEADING_DOT = re.compile(rb"(?m)^\.")  # RFC 5321 4.5.2: a line starting with "
 
 def to_crlf(data: bytes) -> bytes:
     """Every line ending (CRLF, a bare CR, a bare LF) as CRLF: what SMTP allows on the wire."""
+    if data.count(b"\n") == data.count(b"\r\n") == data.count(b"\r"):  # CRLF only already
+        return data
     return _LINE_END.sub(b"\r\n", data)
 
 
@@ -482,7 +484,9 @@ class SmtpTransport:
             return DeliveryResult("failed", str(exc), {}, 0)
         if not rcpt:
             return DeliveryResult("failed", "no recipients")
-        data = _LEADING_DOT.sub(b"..", to_crlf(message))
+        data = to_crlf(message)
+        if data.startswith(b".") or b"\n." in data:
+            data = _LEADING_DOT.sub(b"..", data)
         for attempt in (1, 2):
             if self._smtp is None:
                 self._smtp = self._connect()

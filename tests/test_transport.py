@@ -175,6 +175,19 @@ def test_8bit_bodies_use_8bitmime(smtp_server):
 def test_crlf():
     assert to_crlf(b"a\nb\r\nc\n") == b"a\r\nb\r\nc\r\n"
     assert to_crlf(b"a\rb\r\r\nc") == b"a\r\nb\r\n\r\nc"  # a bare CR is a line end too
+    assert to_crlf(b"a\r\nb\r\n") == b"a\r\nb\r\n" and to_crlf(b"a\r\n\rb") == b"a\r\n\r\nb"
+    assert to_crlf(b"a\r\n\nb\r") == b"a\r\n\r\nb\r\n"  # as many CR as LF, but not in pairs
+
+
+@pytest.mark.parametrize("dots", [b".first line\r\nHello\r\n", b"Hello\r\n.\r\n..two\r\n"])
+def test_a_crlf_message_has_its_dot_lines_stuffed(smtp_server, dots):
+    """A message that is CRLF already (as letterkit makes them) is still dot-stuffed: a line
+    that is a lone "." does not end it early."""
+    message = b"From: a@example.org\r\nTo: b@example.org\r\nSubject: x\r\n\r\n" + dots
+    with transport(smtp_server) as t:
+        assert t.send(message, USERNAME, ["b@example.org"]).status == "sent"
+    (m,) = smtp_server.messages
+    assert m.data.endswith(dots)
 
 
 def test_no_bare_cr_or_lf_reaches_the_wire(smtp_server):
