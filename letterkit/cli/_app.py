@@ -8,8 +8,8 @@ becomes one line on stderr and its exit code in
 reported by :func:`run`.  With ``--json``, both are also a JSON document on stdout.
 """
 
-from __future__ import annotations
-
+# Annotations are evaluated as the module loads (no `from __future__ import annotations`):
+# Typer reads every command's parameters at each start, and strings would be eval'ed.
 from typing import Annotated
 
 import typer

@@ -1,7 +1,7 @@
 """``letterkit account``: add, list, test and remove the user's own SMTP accounts."""
 
-from __future__ import annotations
-
+# Annotations are evaluated as the module loads (no `from __future__ import annotations`):
+# Typer reads every command's parameters at each start, and strings would be eval'ed.
 import sys
 from typing import Annotated
 

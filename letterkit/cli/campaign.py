@@ -1,7 +1,7 @@
 """Commands about the campaign: contacts, templates, preview, check, init, signer."""
 
-from __future__ import annotations
-
+# Annotations are evaluated as the module loads (no `from __future__ import annotations`):
+# Typer reads every command's parameters at each start, and strings would be eval'ed.
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -278,7 +278,7 @@ def preview(
     )
 
 
-def campaign_warnings(campaign: Campaign, letters: list[Letter]) -> list[str]:
+def campaign_warnings(campaign: "Campaign", letters: "list[Letter]") -> list[str]:
     """Deadline, stale contacts and missing personal notes, as sentences."""
     out = [w for w in (campaign.deadline_warning(),) if w]
     if campaign.require_note and any(lt.verbatim for lt in letters):

@@ -4,8 +4,8 @@ Only Typer and the shared option types are imported here: the library
 (:mod:`letterkit.export`, and fpdf2 with it) is imported when the command runs.
 """
 
-from __future__ import annotations
-
+# Annotations are evaluated as the module loads (no `from __future__ import annotations`):
+# Typer reads every command's parameters at each start, and strings would be eval'ed.
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -142,7 +142,7 @@ def export(
         )
 
 
-def _file_line(done: int, total: int, f: ExportFile) -> None:
+def _file_line(done: int, total: int, f: "ExportFile") -> None:
     """Off a terminal (a script, cron): a line on stderr for each file as it is rendered."""
     import sys
 
@@ -151,7 +151,7 @@ def _file_line(done: int, total: int, f: ExportFile) -> None:
     sys.stderr.flush()
 
 
-def _skipped_message(skipped: list[Letter]) -> str:
+def _skipped_message(skipped: "list[Letter]") -> str:
     who = ", ".join(f"{lt.contact.id} ({', '.join(lt.hand_channels) or 'no channel'})" for lt in skipped)
     return (
         f"skipped {len(skipped)} letter(s) to recipients without an e-mail address: {who}; "
@@ -159,7 +159,7 @@ def _skipped_message(skipped: list[Letter]) -> str:
     )
 
 
-def _reach(letter: Letter, fmt: str) -> str:
+def _reach(letter: "Letter", fmt: str) -> str:
     """How the person sends this file on its way."""
     c = letter.contact
     if fmt in ("eml", "mbox"):
@@ -179,7 +179,7 @@ def _reach(letter: Letter, fmt: str) -> str:
     return "\n".join(how)
 
 
-def _show(plan: ExportPlan) -> None:
+def _show(plan: "ExportPlan") -> None:
     """A table of the files written, for people (stderr)."""
     from rich.markup import escape
     from rich.table import Table

@@ -1,7 +1,7 @@
 """``letterkit mailbox sync`` and ``letterkit followup``: replies, bounces and follow-ups."""
 
-from __future__ import annotations
-
+# Annotations are evaluated as the module loads (no `from __future__ import annotations`):
+# Typer reads every command's parameters at each start, and strings would be eval'ed.
 import sys
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -69,7 +69,7 @@ def mailbox_sync(
         box.close()
 
 
-def _sync_json(report: SyncReport) -> dict[str, Any]:
+def _sync_json(report: "SyncReport") -> dict[str, Any]:
     copies = report.copies
     return {
         "account": report.account,
@@ -85,7 +85,7 @@ def _sync_json(report: SyncReport) -> dict[str, Any]:
     }
 
 
-def _other_channels(box: Any, report: SyncReport) -> dict[int, str]:
+def _other_channels(box: Any, report: "SyncReport") -> dict[int, str]:
     """letter id -> the command preparing the letter for the contact's other channels."""
     from ..errors import LetterkitError
 
@@ -109,7 +109,7 @@ def _other_channels(box: Any, report: SyncReport) -> dict[int, str]:
     return found
 
 
-def _print_sync(report: SyncReport, others: dict[int, str]) -> None:
+def _print_sync(report: "SyncReport", others: dict[int, str]) -> None:
     copies = report.copies
     if copies is not None and (copies.copied or copies.found):
         _output.info(f"{copies.copied + copies.found} letter(s) copied to {_esc(copies.folder)}.")

@@ -1,7 +1,7 @@
 """``letterkit outbox`` and ``letterkit log``: what waits, what went, and the story of one letter."""
 
-from __future__ import annotations
-
+# Annotations are evaluated as the module loads (no `from __future__ import annotations`):
+# Typer reads every command's parameters at each start, and strings would be eval'ed.
 import datetime as dt
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Annotated, Any
@@ -43,7 +43,7 @@ if TYPE_CHECKING:
 # --- outbox ----------------------------------------------------------------------------------
 
 
-def _due_json(due: Due, now: dt.datetime) -> dict[str, Any]:
+def _due_json(due: "Due", now: dt.datetime) -> dict[str, Any]:
     """``due``: when a queued letter goes (ISO, null: now); ``waits_for``: window, quota,
     back-off, blocked, or null."""
     later = due.at >= now and bool(due.why)
@@ -62,7 +62,7 @@ outbox_app = LetterkitTyper(
 app.add_typer(outbox_app, name="outbox")
 
 
-def _row_cells(row: Row) -> list[str]:
+def _row_cells(row: "Row") -> list[str]:
     return [
         str(row.id),
         row.status,
@@ -76,7 +76,7 @@ def _row_cells(row: Row) -> list[str]:
 
 
 def _print_rows(
-    rows: Iterable[Row],
+    rows: "Iterable[Row]",
     title: str,
     *,
     when: str,
@@ -100,7 +100,7 @@ def _print_rows(
     print_rows(rows, title, when=when, notes=notes, due=due)
 
 
-def _schedule(box: Outbox) -> Iterator[tuple[Row, Due]]:
+def _schedule(box: "Outbox") -> "Iterator[tuple[Row, Due]]":
     """The letters in the outbox with when each is due and why (the default account's quota
     and ``[defaults] window``, back-offs from the ledger, and the window or quota the last
     run held a letter back for, if that is later: e.g. ``--window`` given to that run)."""
@@ -257,7 +257,7 @@ def outbox_flush(
     _exit_for(report)
 
 
-def _show_adopted(box: Outbox, acct: Account) -> None:
+def _show_adopted(box: "Outbox", acct: "Account") -> None:
     """Letters that appeared in outbox/new without letterkit: shown before they go, even under --yes."""
     from ..maildir import ADOPTED
     from ._review import review
@@ -270,7 +270,9 @@ def _show_adopted(box: Outbox, acct: Account) -> None:
         review(box, adopted, acct)
 
 
-def _ask_to_flush(box: Outbox, statuses: Iterable[str], waiting: int, acct: Account, *, full: bool) -> None:
+def _ask_to_flush(
+    box: "Outbox", statuses: Iterable[str], waiting: int, acct: "Account", *, full: bool
+) -> None:
     """Show each waiting letter as it will leave, then ask (NotConfirmed if no)."""
     from itertools import islice
 
@@ -292,7 +294,7 @@ def _ask_to_flush(box: Outbox, statuses: Iterable[str], waiting: int, acct: Acco
         raise NotConfirmed("you declined; the letters stay in the outbox")
 
 
-def _report_flush(box: Outbox, report: DeliveryReport, acct: Account, *, as_json: bool) -> None:
+def _report_flush(box: "Outbox", report: "DeliveryReport", acct: "Account", *, as_json: bool) -> None:
     if as_json:
 
         def rows(status: str) -> Iterator[dict[str, Any]]:

@@ -4,8 +4,8 @@ The decisions are the library's (:class:`letterkit.service.SendJob`); this modul
 and renders.
 """
 
-from __future__ import annotations
-
+# Annotations are evaluated as the module loads (no `from __future__ import annotations`):
+# Typer reads every command's parameters at each start, and strings would be eval'ed.
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -212,7 +212,7 @@ def _check_editor(edit: bool) -> None:
 
 
 def _send_dry_run(
-    job: SendJob, letters: Iterable[Letter], *, resend: bool, as_json: bool, base: dict[str, Any]
+    job: "SendJob", letters: "Iterable[Letter]", *, resend: bool, as_json: bool, base: dict[str, Any]
 ) -> None:
     stale = _StaleContacts()
     for contact in job.recipients():
@@ -230,8 +230,8 @@ def _send_dry_run(
 
 
 def _send_now(
-    job: SendJob,
-    letters: Iterable[Letter],
+    job: "SendJob",
+    letters: "Iterable[Letter]",
     skips: _Skips,
     *,
     yes: bool,
@@ -255,7 +255,7 @@ def _send_now(
     progress = Progress("Sending", bar=interactive and people and _output.stdout_is_terminal())
     after: dict[str, Any] = {}
 
-    def queued_now(queued: QueueResult) -> None:
+    def queued_now(queued: "QueueResult") -> None:
         """Between queueing and delivery: what was queued, and what needs your hand."""
         skips.finish()
         if shown and len(shown) <= SHOW_QUEUED:
@@ -290,7 +290,7 @@ def _send_now(
 
 
 def _confirm_send(
-    box: Outbox, letters: list[Letter], acct: Account | None, *, resend: bool
+    box: "Outbox", letters: "list[Letter]", acct: "Account | None", *, resend: bool
 ) -> tuple[bool, bool]:
     """Show the letters (stderr) and ask: (go on, also to recipients another signer wrote to)."""
     from ..outbox import OTHER_SIGNER
@@ -332,7 +332,7 @@ def _confirm_send(
 SHOW_QUEUED = 10  # send --yes without an account shows the letters in full up to this many
 
 
-def _keep_first(letters: Iterable[Letter], kept: list[Letter], limit: int) -> Iterator[Letter]:
+def _keep_first(letters: "Iterable[Letter]", kept: "list[Letter]", limit: int) -> "Iterator[Letter]":
     """Pass letters through, keeping the first ``limit`` of them in ``kept``."""
     for letter in letters:
         if len(kept) < limit:
@@ -341,11 +341,11 @@ def _keep_first(letters: Iterable[Letter], kept: list[Letter], limit: int) -> It
 
 
 def _finish_send(
-    box: Outbox,
-    queued: QueueResult,
-    report: DeliveryReport | None,
+    box: "Outbox",
+    queued: "QueueResult",
+    report: "DeliveryReport | None",
     skips: _Skips,
-    acct: Account | None,
+    acct: "Account | None",
     by_hand: list[dict[str, Any]],
     open_forms: bool,
     as_json: bool,
@@ -391,8 +391,8 @@ def _finish_send(
 
 
 def _dry_run(
-    job: SendJob,
-    letters: Iterable[Letter],
+    job: "SendJob",
+    letters: "Iterable[Letter]",
     *,
     resend: bool,
     as_json: bool,
@@ -403,7 +403,7 @@ def _dry_run(
     from_addr = job.account.from_addr if job.account else None
     counts: dict[str, int] = {}
 
-    def plans() -> Iterator[tuple[Letter, str, str, dict[str, Any] | None]]:
+    def plans() -> "Iterator[tuple[Letter, str, str, dict[str, Any] | None]]":
         for p in job.plan(box, letters, resend=resend):
             counts[p.action] = counts.get(p.action, 0) + 1
             yield p.letter, p.action, p.reason, p.envelope
