@@ -15,7 +15,6 @@ from __future__ import annotations
 import datetime as dt
 import os
 import re
-import tomllib
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -24,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from . import clock
 from .contacts import iter_contacts, load_contacts, merge
 from .errors import CampaignError, LetterkitError, TemplateError
+from .tomlread import tomllib
 from .validation import SLUG, check_language
 
 if TYPE_CHECKING:

@@ -9,13 +9,13 @@ here: see :mod:`letterkit.credentials`.
 from __future__ import annotations
 
 import os
-import tomllib
 from contextlib import contextmanager
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import ConfigError, InvalidValue
+from .tomlread import tomllib
 from .validation import check_address, check_header_value, check_slug
 
 if TYPE_CHECKING:
