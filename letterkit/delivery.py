@@ -35,8 +35,8 @@ from .errors import InvalidValue, LetterkitError
 from .ledger import COMMIT_EVERY, IN_OUTBOX
 from .pacing import Pace, SendingBlocked, classify
 from .schedule import Due, Quota, Schedule, backoff, due, sent_last_day
-from .transport import DeliveryResult, ServerUnreachable, is_loopback, retry_delay
-from .validation import check_address
+from .transport import DeliveryResult, ServerUnreachable, retry_delay
+from .validation import check_address, is_loopback
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Sequence

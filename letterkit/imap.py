@@ -208,7 +208,7 @@ class ImapSession:
     def _connect(self, stage: list[str], note: Callable[[str], object]) -> None:
         import imaplib
 
-        from .transport import is_loopback
+        from .validation import is_loopback
 
         a = self.account
         host, port = a.imap_host, a.imap_port or IMAP_PORTS[a.imap_security]

@@ -70,7 +70,7 @@ def provider_of(account: Account) -> str:
 
 def check_account(account: Account) -> Account:
     """The sign-in settings of ``account`` make sense (called by ``Account.validated``)."""
-    from .transport import is_loopback
+    from .validation import is_loopback
 
     where = f"account {account.name!r}"
     if account.auth not in AUTH_METHODS:

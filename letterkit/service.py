@@ -64,7 +64,7 @@ def placeholder(signer: Signer, account: Account | None) -> str:
     server added later.
     """
     from .placeholders import placeholder_reason
-    from .transport import is_loopback
+    from .validation import is_loopback
 
     if account is not None and is_loopback(account.host):
         return ""

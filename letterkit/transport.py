@@ -28,7 +28,8 @@ Failures are sorted into three kinds:
 
 Each letter is one MAIL/RCPT/DATA exchange through smtplib's public pieces,
 each reply awaited in a blocking read (the process sleeps while the server
-works).  When the server offers PIPELINING (RFC 2920), MAIL, every RCPT and
+works; the caller's ``while_waiting`` runs once the message is written, before its
+reply is read).  When the server offers PIPELINING (RFC 2920), MAIL, every RCPT and
 DATA go in one write and their replies are read after it: two round trips a
 letter (the envelope, then the message) instead of three plus one a recipient.
 Every line ending of the message becomes CRLF before it is sent and
@@ -50,7 +51,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from .errors import LetterkitError, TransportError
-from .validation import check_address
+from .validation import check_address, is_loopback
 
 if TYPE_CHECKING:
     import smtplib
@@ -134,19 +135,6 @@ def retry_delay() -> float:
         return max(0.0, float(raw)) if raw else DEFAULT_RETRY_DELAY
     except ValueError:
         return DEFAULT_RETRY_DELAY
-
-
-def is_loopback(host: str) -> bool:
-    """True for 127.0.0.0/8, ::1 and localhost names."""
-    import ipaddress
-
-    name = host.strip().strip("[]").lower().rstrip(".")
-    if name == "localhost" or name.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(name).is_loopback
-    except ValueError:
-        return False
 
 
 _LINE_END = re.compile(rb"\r\n|\r|\n")

@@ -124,3 +124,16 @@ def check_slug(value: str, what: str) -> str:
             hint="use lowercase letters, digits, '.', '_' or '-' (at most 64)",
         )
     return value
+
+
+def is_loopback(host: str) -> bool:
+    """True for 127.0.0.0/8, ::1 and localhost names."""
+    import ipaddress
+
+    name = host.strip().strip("[]").lower().rstrip(".")
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
