@@ -169,6 +169,7 @@ def test_queued_without_account_is_readdressed_at_delivery(campaign, box, smtp_s
     assert sent.account == "test"
     copy = box.path_of(sent).read_bytes()
     assert copy == box.stored_message(sent) and f"<{USERNAME}>".encode() in copy  # the copy is what went
+    assert files(box.paths.outbox / "new") == [] and files(box.paths.sent / "tmp") == []  # the old file went
 
 
 def test_rate_limit_paces_letters_after_the_first(campaign, box, smtp_server):
