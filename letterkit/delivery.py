@@ -46,7 +46,8 @@ if TYPE_CHECKING:
     from .outbox import Outbox, QueueResult
     from .transport import Transport
 
-STALE_DATE_SECONDS = 30  # a letter whose Date is older than this gets a new one as it leaves
+STALE_DATE_SECONDS = 300  # a letter whose Date is older than this gets a new one as it leaves (one
+# held by a quota, a window, a back-off, a slow pace or a later flush; not one of a batch going now)
 MAX_SERVER_DOWN = 3  # failed reconnections in a row (each after a back-off) before the batch stops
 BLOCKED_FOR = dt.timedelta(days=1)  # after "you sent too much": a provider's daily quota renews
 __all__ = ["DeliveryReport", "Pace", "SendReport", "as_it_leaves", "deliver", "refuse_placeholders"]

@@ -172,6 +172,30 @@ def test_queued_without_account_is_readdressed_at_delivery(campaign, box, smtp_s
     assert files(box.paths.outbox / "new") == [] and files(box.paths.sent / "tmp") == []  # the old file went
 
 
+def test_a_letter_is_dated_again_only_when_it_waited(campaign, box, smtp_server):
+    """A letter leaving within five minutes of being queued keeps its Date (a big batch going
+    at once is not waiting); one that waited longer gets the time it leaves."""
+    import datetime as dt
+    import email.utils
+    from dataclasses import replace
+
+    from letterkit.delivery import as_it_leaves
+
+    account = smtp_server.account()
+    box.queue(letters(campaign, to=["kz-1"]), account=account)
+    (row,) = box.pending()
+    stored = box.stored_message(row)
+    assert stored is not None
+    queued = dt.datetime.fromisoformat(row.queued_at)
+    for minutes, redated in ((4, False), (6, True)):
+        leaves = queued + dt.timedelta(minutes=minutes)
+        message = as_it_leaves(stored, row, account, leaves)
+        assert (message is not stored) is redated
+        date = email.message_from_bytes(message)["Date"]
+        assert (email.utils.parsedate_to_datetime(date) == leaves.replace(microsecond=0)) is redated
+    assert as_it_leaves(stored, replace(row, queued_at="not a time"), account, queued) is not stored
+
+
 def test_rate_limit_paces_letters_after_the_first(campaign, box, smtp_server):
     box.queue(letters(campaign))
     waits: list[float] = []
