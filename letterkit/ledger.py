@@ -111,12 +111,13 @@ _ADDED = {  # columns newer than the first ledgers: added on open
     "next_attempt_at": "TEXT NOT NULL DEFAULT ''",  # a deferred letter: not before (UTC ISO)
     "wait_reason": "TEXT NOT NULL DEFAULT ''",  # why it waits: back-off, window, quota, blocked
     "timezone": "TEXT NOT NULL DEFAULT ''",  # the recipient's (IANA), for send windows
+    "limits": "TEXT NOT NULL DEFAULT ''",  # the --rate it was queued with ("50/day"): holds at flush
 }
 _COLUMNS = (
     "id", "key", "campaign", "template", "language", "recipient", "recipient_name", "signer",
     "channel", "status", "subject", "rcpt", "message_id", "queued_at", "sent_at", "reply",
     "refused", "account", "file", "attempts", "batch", "signer_name", "signer_email",
-    "next_attempt_at", "wait_reason", "timezone",
+    "next_attempt_at", "wait_reason", "timezone", "limits",
 )  # fmt: skip
 _SELECT = f"SELECT {', '.join(_COLUMNS)} FROM letters"
 _INSERTED = (
@@ -178,6 +179,7 @@ class Row:
     next_attempt_at: str = ""
     wait_reason: str = ""
     timezone: str = ""
+    limits: str = ""  # the --rate the letter was queued with, if one was given
 
     @classmethod
     def from_sql(cls, values: Sequence[Any]) -> Row:
@@ -232,6 +234,7 @@ class Ledger:
     def __init__(self, path: Path, *, readonly: bool = False) -> None:
         self.path = path
         self.readonly = readonly
+        self._select = _SELECT
         self._conn: sqlite3.Connection | None = None
 
     def close(self) -> None:
@@ -256,6 +259,10 @@ class Ledger:
                 if not self.path.exists():
                     return None
                 conn = sqlite3.connect(f"{self.path.as_uri()}?mode=ro", uri=True, isolation_level=None)
+                have = {r[1] for r in conn.execute("PRAGMA table_info(letters)")}
+                if have and not have.issuperset(_ADDED):  # an older ledger, not to be changed here
+                    columns = (c if c in have else f"'' AS {c}" for c in _COLUMNS)
+                    self._select = f"SELECT {', '.join(columns)} FROM letters"
             else:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
                 if not self.path.exists():  # letters are personal: the user's alone (SQLite's -wal follows)
@@ -328,7 +335,7 @@ class Ledger:
         if conn is None:
             return []
         try:
-            return [Row.from_sql(v) for v in conn.execute(f"{_SELECT} {sql}", args).fetchall()]
+            return [Row.from_sql(v) for v in conn.execute(f"{self._select} {sql}", args).fetchall()]
         except sqlite3.Error as exc:
             raise OutboxError(f"cannot read the ledger {self.path}: {exc}") from None
 
@@ -494,6 +501,18 @@ class Ledger:
             )
         if messages:
             conn.executemany("INSERT OR REPLACE INTO messages (id, data) VALUES (?, ?)", messages)
+
+    def set_limits(self, batch: str, limits: str) -> None:
+        """Remember the ``--rate`` a batch was queued with (see :meth:`limits_of`)."""
+        self._writer().execute("UPDATE letters SET limits = ? WHERE batch = ?", (limits, batch))
+
+    def limits_of(self, statuses: Iterable[str]) -> list[str]:
+        """The ``--rate`` texts the e-mail letters in ``statuses`` were queued with."""
+        where, args = _where(statuses)
+        if self._select != _SELECT:  # an older ledger read as it is: no letter has limits yet
+            return []
+        sql = f"SELECT DISTINCT limits FROM letters WHERE ({where}) AND channel = 'email' AND limits != ''"
+        return [str(r[0]) for r in self.select(sql, args)]
 
     def update(self, row_id: int, **values: Any) -> None:
         conn = self._writer()

@@ -31,7 +31,7 @@ from .presets import ADD_ACCOUNT_HINT, PRESETS
 
 if TYPE_CHECKING:
     import datetime as dt
-    from collections.abc import Callable, Iterable, Iterator
+    from collections.abc import Callable, Iterable, Iterator, Sequence
 
     from .campaign import Campaign
     from .config import Config, Signer
@@ -101,6 +101,7 @@ class SendJob:
     placeholder: str = ""
     warnings: list[str] = field(default_factory=list)
     schedule: Schedule | None = None  # daily quota, send window (see :func:`schedule_for`)
+    limits: str = ""  # the --rate given, kept with the letters (it holds when they are flushed)
 
     @classmethod
     def create(
@@ -140,6 +141,7 @@ class SendJob:
             placeholder=placeholder(signer, acct),
             warnings=[w for w in (campaign.deadline_warning(),) if w],
             schedule=schedule,
+            limits=text or (f"{rate:g}/min" if isinstance(rate, int | float) else ""),
         )
 
     @property
@@ -225,6 +227,7 @@ class SendJob:
             interactive=interactive,
             schedule=self.schedule,
             on_note=on_note,
+            limits=self.limits,
         )
 
 
@@ -245,6 +248,7 @@ def send_letters(
     interactive: bool = False,
     schedule: Schedule | None = None,
     on_note: Callable[[str], None] | None = None,
+    limits: str = "",
 ) -> SendReport:
     """Queue ``letters`` durably (all or nothing), then deliver them through ``account``.
 
@@ -253,7 +257,8 @@ def send_letters(
     ``rate`` defaults to :data:`letterkit.config.DEFAULT_RATE` letters a minute.  The
     password comes from ``password_provider``, else the account's usual sources
     (``interactive``: it may be asked for on the terminal).  Letters of this
-    batch queued by an earlier, interrupted run are delivered too.
+    batch queued by an earlier, interrupted run are delivered too.  ``limits``: the
+    ``--rate`` text given, kept with the letters for a later :func:`flush`.
     """
     from .config import DEFAULT_RATE
     from .delivery import DeliveryReport, SendReport, deliver
@@ -265,6 +270,7 @@ def send_letters(
             queued = box.queue(
                 letters, account=account, resend=resend, on_skip=on_skip, other_signers=other_signers,
                 write_outbox=account is None,  # delivered at once: no outbox files unless it stops
+                limits=limits,
             )  # fmt: skip
             if on_queued is not None:
                 on_queued(queued)
@@ -312,8 +318,13 @@ def flush(
     on_note: Callable[[str], None] | None = None,
     sleep: Callable[[float], None] | None = None,
     now: Callable[[], dt.datetime] | None = None,
+    keep_queued_limits: bool = True,
 ) -> DeliveryReport:
     """Deliver what is due in the outbox (``retry_failed``: the refused letters too).
+
+    Letters queued with a ``--rate`` keep it: ``rate`` and the schedule's daily quota
+    are made no looser than it (:func:`queued_limits`), unless ``keep_queued_limits``
+    is False (``outbox flush --rate``: the user chose again).
 
     With ``schedule.wait`` (``outbox flush --wait``) it keeps going until every letter
     is sent: between runs it sleeps until the next one is due (its window, the quota,
@@ -327,6 +338,11 @@ def flush(
 
     if account is None:
         raise ConfigError("no mail account is set up", hint=f"add yours with: {ADD_ACCOUNT_HINT}")
+    if keep_queued_limits:
+        statuses = ("queued", "failed") if retry_failed else ("queued",)
+        rate, schedule, note = queued_limits(box, rate, schedule, statuses)
+        if note and on_note is not None:
+            on_note(note)
     password = remembered_password(account, interactive=interactive)  # asked for once, if at all
     transport = transport or smtp_transport(account, password=password)
     now = now or clock.running()
@@ -347,6 +363,36 @@ def flush(
         transport.close()
     copy_to_sent(box, account, password=password)  # never fails the letters; retried later
     return report
+
+
+def queued_limits(
+    box: Outbox, rate: float, schedule: Schedule | None, statuses: Sequence[str]
+) -> tuple[float, Schedule | None, str]:
+    """``rate`` and ``schedule`` made no looser than the ``--rate`` the letters in
+    ``statuses`` were queued with (``send --rate 50/day``, then ``outbox flush``: still
+    50 a day), and a note saying so ("" when nothing changed)."""
+    from dataclasses import replace
+
+    from .config import Rate
+    from .schedule import Schedule
+    from .transport import retry_delay
+
+    texts = box.ledger.limits_of(statuses)
+    per_minute, per_day = rate, schedule.per_day if schedule else 0
+    for text in texts:
+        try:
+            limits = parse_limits(text, Rate(0, 0))
+        except InvalidValue:  # a ledger edited by hand
+            continue
+        if limits.per_minute and (not per_minute or limits.per_minute < per_minute):
+            per_minute = limits.per_minute
+        if limits.per_day and (not per_day or limits.per_day < per_day):
+            per_day = limits.per_day
+    if (per_minute, per_day) == (rate, schedule.per_day if schedule else 0):
+        return rate, schedule, ""
+    base = schedule or Schedule(backoff_base=retry_delay())
+    note = f"letters queued with --rate {', '.join(sorted(texts))}: it holds for them (--rate chooses anew)"
+    return per_minute, replace(base, per_day=per_day), note
 
 
 def _add(before: DeliveryReport, after: DeliveryReport) -> DeliveryReport:

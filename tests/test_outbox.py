@@ -364,6 +364,30 @@ def test_a_copy_that_cannot_be_filed_keeps_the_message(campaign, box, smtp_serve
     assert smtp_server.count() == 1
 
 
+def test_an_older_ledger_is_read_as_it_is(campaign, box, tmp_path):
+    """A read-only look at a ledger from an older letterkit (without the newer columns)
+    works, and changes nothing in it; the next command that writes adds the columns."""
+    box.queue(letters(campaign, to=["kz-1"]))
+    box.close()
+    with sqlite3.connect(box.paths.ledger) as conn:
+        for column in ("timezone", "limits"):
+            conn.execute(f"ALTER TABLE letters DROP COLUMN {column}")
+    conn.close()
+    with Outbox(box.paths.root, readonly=True) as look:
+        (row,) = look.pending()
+        assert (row.recipient, row.timezone, row.limits) == ("kz-1", "", "")
+        assert look.ledger.limits_of(["queued"]) == []
+    with sqlite3.connect(box.paths.ledger) as conn:
+        columns = {r[1] for r in conn.execute("PRAGMA table_info(letters)")}
+    conn.close()
+    assert "limits" not in columns
+    with Outbox(box.paths.root) as again:
+        assert [r.recipient for r in again.pending()] == ["kz-1"]
+    with sqlite3.connect(box.paths.ledger) as conn:
+        assert "limits" in {r[1] for r in conn.execute("PRAGMA table_info(letters)")}
+    conn.close()
+
+
 def test_one_process_at_a_time(campaign, box, tmp_path):
     box.queue(letters(campaign, to=["kz-1"]))
     with box.session(), Outbox(tmp_path / "state") as other:

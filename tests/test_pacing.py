@@ -420,6 +420,24 @@ def test_send_takes_a_daily_rate(invoke, make_smtp_server, tmp_path):
     assert "2026-11-27 10:00 (quota)" in result.stderr
 
 
+def test_a_rate_given_to_send_holds_when_the_rest_is_flushed(invoke, make_smtp_server, tmp_path, monkeypatch):
+    """send --rate 2/day, then outbox flush without --rate (cron, a timer): still two a day;
+    flush --rate chooses anew."""
+    camp = write_campaign(tmp_path / "camp", missions=5, hand=False)
+    server = make_smtp_server()
+    assert invoke(*server.account_args(), "--password-stdin", input=PASSWORD + "\n").exit_code == 0
+    send = ["--campaign", str(camp), "send", "protest", "--yes", "--cc", "", "--rate", "2/day", *SIGNER]
+    assert invoke(*send).exit_code == 0 and server.count() == 2
+    same_day = invoke("outbox", "flush", "--yes", "--json")
+    assert same_day.exit_code == 0, same_day.output
+    assert server.count() == 2 and json.loads(same_day.stdout)["waits_for"] == "quota"
+    assert "letters queued with --rate 2/day: it holds for them" in same_day.stderr
+    monkeypatch.setenv("LETTERKIT_NOW", (START + dt.timedelta(hours=25)).isoformat())
+    assert invoke("outbox", "flush", "--yes").exit_code == 0 and server.count() == 4
+    chosen = invoke("outbox", "flush", "--yes", "--rate", "10/day")
+    assert chosen.exit_code == 0 and server.count() == 5 and "queued with --rate" not in chosen.stderr
+
+
 def test_send_json_says_when_the_rest_is_due(invoke, make_smtp_server, tmp_path):
     camp = write_campaign(tmp_path / "camp", missions=3, hand=False)
     server = make_smtp_server()

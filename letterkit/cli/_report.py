@@ -126,6 +126,7 @@ def _deliver(
     retry_failed: bool,
     show_progress: bool,
     schedule: Schedule | None = None,
+    keep_queued_limits: bool = True,
 ) -> DeliveryReport:
     """``outbox flush``: deliver what waits; progress on stderr, a bar on a terminal
     (``show_progress``), else a line per letter (see :mod:`._views`)."""
@@ -144,6 +145,7 @@ def _deliver(
             interactive=_output.interactive(),
             schedule=schedule,
             on_note=_output.warn,
+            keep_queued_limits=keep_queued_limits,
         )
     finally:
         progress.stop()

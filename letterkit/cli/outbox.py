@@ -108,7 +108,7 @@ def _schedule(box: "Outbox") -> "Iterator[tuple[Row, Due]]":
     from ..errors import ConfigError
     from ..outbox import IN_OUTBOX
     from ..schedule import Due, Quota, Schedule, plan, sent_last_day
-    from ..service import schedule_for
+    from ..service import queued_limits, schedule_for
 
     config = _output.load_config()
     try:
@@ -118,7 +118,7 @@ def _schedule(box: "Outbox") -> "Iterator[tuple[Row, Due]]":
     now = clock.now()
     schedule, quota = Schedule(), Quota(0)
     if acct is not None:
-        schedule = schedule_for(config, acct)[1]
+        schedule = queued_limits(box, 0, schedule_for(config, acct)[1], IN_OUTBOX)[1] or schedule
         quota = Quota(schedule.per_day, sent_last_day(box.ledger, acct.name, now))
     for row, due in plan(box.iter_rows(IN_OUTBOX), now, schedule, quota):
         if row.wait_reason in ("window", "quota") and row.next_attempt_at:  # set by the last run
@@ -250,6 +250,7 @@ def outbox_flush(
             retry_failed=retry_failed,
             show_progress=interactive and not as_json and _output.stdout_is_terminal(),
             schedule=schedule,
+            keep_queued_limits=rate is None,  # --rate given: the user chose again
         )
         _report_flush(box, report, acct, as_json=as_json)
     finally:
