@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from conftest import REAL_SIGNER
@@ -68,6 +69,10 @@ def test_show_tells_the_whole_story_of_one_letter(invoke, ledger, terminal80):
     assert all(part in text for part in parts) and "│ " in result.stdout
     doc = json.loads(invoke("log", "show", "2", "--json").stdout)
     assert doc["version"] == 1 and doc["kind"] == "letter" and doc["letter"]["status"] == "sent"
+    shown = invoke("log", "show", "2").stdout
+    _lines_fit(shown)
+    name = Path(doc["letter"]["path"]).name
+    assert len(name) > 40 and any(line.strip() == name for line in shown.splitlines())  # whole, on its line
     assert "Yours faithfully" in doc["letter"]["body"] and doc["letter"]["headers"]["Subject"]
 
 

@@ -121,11 +121,14 @@ def print_story(data: dict[str, Any], *, full: bool) -> None:
         ("server reply" if data["status"] in ("sent", "partial") else "reason", data["reply"]),
         ("file", data["path"]),
     ]
+    paths = {"file", *data["files"]}
     labels += [(kind, path) for kind, path in data["files"].items()]
+    console = _output.out()
+    width = console.width - 2 - max(len(label) for label, value in labels if value)
     for label, value in labels:
         if value:
-            grid.add_row(label, Text(str(value), overflow="fold"))
-    console = _output.out()
+            text = _path_lines(str(value), width) if label in paths else str(value)
+            grid.add_row(label, Text(text, overflow="fold"))
     console.print(grid)
     lines = data["body"].strip("\n").splitlines()
     shown = lines if full else lines[:BODY_LINES]
@@ -136,6 +139,12 @@ def print_story(data: dict[str, Any], *, full: bool) -> None:
             Text(f"  │ … {len(lines) - len(shown)} more line(s) (--full shows the whole letter)"), style="dim"
         )
     print_responses(data.get("responses", []))
+
+
+def _path_lines(path: str, width: int) -> str:
+    """A path too long for its column breaks after its folder, so the file name stays whole."""
+    folder, sep, name = path.rpartition("/")
+    return f"{folder}{sep}\n{name}" if len(path) > width and sep and len(name) <= width else path
 
 
 def print_responses(items: list[dict[str, Any]]) -> None:
