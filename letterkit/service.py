@@ -338,6 +338,7 @@ def flush(
 
     if account is None:
         raise ConfigError("no mail account is set up", hint=f"add yours with: {ADD_ACCOUNT_HINT}")
+    note = ""
     if keep_queued_limits:
         statuses = ("queued", "failed") if retry_failed else ("queued",)
         rate, schedule, note = queued_limits(box, rate, schedule, statuses)
@@ -361,6 +362,8 @@ def flush(
             report = _add(report, deliver(box, transport, batch=report.batch, **options))
     finally:
         transport.close()
+    if note:
+        report.notes.insert(0, note)  # --json says it too
     copy_to_sent(box, account, password=password)  # never fails the letters; retried later
     return report
 

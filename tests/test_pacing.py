@@ -430,7 +430,9 @@ def test_a_rate_given_to_send_holds_when_the_rest_is_flushed(invoke, make_smtp_s
     assert invoke(*send).exit_code == 0 and server.count() == 2
     same_day = invoke("outbox", "flush", "--yes", "--json")
     assert same_day.exit_code == 0, same_day.output
-    assert server.count() == 2 and json.loads(same_day.stdout)["waits_for"] == "quota"
+    doc = json.loads(same_day.stdout)
+    assert server.count() == 2 and doc["waits_for"] == "quota"
+    assert "queued with --rate 2/day" in doc["notes"][0]  # scripts are told too
     assert "letters queued with --rate 2/day: it holds for them" in same_day.stderr
     monkeypatch.setenv("LETTERKIT_NOW", (START + dt.timedelta(hours=25)).isoformat())
     assert invoke("outbox", "flush", "--yes").exit_code == 0 and server.count() == 4
