@@ -509,6 +509,15 @@ def account_from_options(opts: AccountOptions) -> tuple[Account, str]:
     return account, str(chosen.get("note", "")).format(name=opts.name)  # a preset's note names the account
 
 
+def check_password_for(account: Account, *, given: bool) -> None:
+    """Refuse a password (``given``, or the account's ``password_command``) for an account
+    that takes none: one without a login, or one that signs in with OAuth2."""
+    if given and not account.username:
+        raise InvalidValue("--password-stdin with --no-login: there is no login to use it for")
+    if account.auth == "oauth2" and (given or account.password_command):
+        raise InvalidValue("an OAuth2 account has no password", hint="give --auth password, or no password")
+
+
 def add_account(
     config: Config,
     account: Account,
@@ -532,9 +541,8 @@ def add_account(
             f"an account named {account.name!r} exists already",
             hint=f"pass --replace to change it, or remove it: letterkit account remove {account.name}",
         )
+    check_password_for(account, given=password is not None)
     if password is not None:
-        if not account.username:
-            raise InvalidValue("--password-stdin with --no-login: there is no login to use it for")
         store_password(account.name, password)  # raises before anything is saved
     first = not config.accounts
     config.accounts[account.name] = account

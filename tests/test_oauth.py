@@ -133,6 +133,26 @@ def test_sasl_initial_responses_match_the_specifications():
     assert guess == {"smtp.gmail.com": "google", "smtp.office365.com": "microsoft", "notgmail.com": ""}
 
 
+def test_an_oauth2_account_takes_no_password_from_the_cli_or_a_script(invoke):
+    from letterkit.config import Account, Config
+    from letterkit.errors import InvalidValue
+    from letterkit.service import add_account
+
+    refused = invoke(
+        "account", "add", "o", "--preset", "outlook", "--username", USERNAME, "--password-stdin", input="pw\n"
+    )
+    assert refused.exit_code == 2 and "an OAuth2 account has no password" in refused.stderr
+    piped = invoke(
+        "account", "add", "o", "--preset", "outlook", "--username", USERNAME, "--password-command", "echo pw"
+    )
+    assert piped.exit_code == 2 and "an OAuth2 account has no password" in piped.stderr
+    account = Account("o", "smtp.office365.com", username=USERNAME, from_addr=USERNAME, auth="oauth2")
+    config = Config()
+    with pytest.raises(InvalidValue, match="an OAuth2 account has no password"):
+        add_account(config, account, password="pw")
+    assert config.accounts == {} and invoke("account", "list", "--json").exit_code == 0
+
+
 def test_presets_offer_oauth2_and_outlook_defaults_to_it(invoke):
     added = invoke("account", "add", "o", "--preset", "outlook", "--username", USERNAME)
     assert added.exit_code == 0 and "letterkit account login o" in added.stderr + added.stdout

@@ -169,7 +169,7 @@ def account_add(
     (--auth oauth2): then run letterkit account login NAME, or give --token-command.
     """
     from ..errors import InvalidValue
-    from ..service import AccountOptions, account_from_options, add_account
+    from ..service import AccountOptions, account_from_options, add_account, check_password_for
 
     if password_stdin and password_command:
         raise InvalidValue("give --password-stdin or --password-command, not both")
@@ -203,10 +203,7 @@ def account_add(
         )
     )
     config = _output.load_config()
-    if password_stdin and not acct.username:
-        raise InvalidValue("--password-stdin with --no-login: there is no login to use it for")
-    if acct.auth == "oauth2" and (password_stdin or password_command):
-        raise InvalidValue("an OAuth2 account has no password", hint="give --auth password, or no password")
+    check_password_for(acct, given=password_stdin)  # before the password is read
     password = _read_password_stdin() if password_stdin else None
     path, stored = add_account(config, acct, password=password, default=default, replace=replace)
     _output.info(
