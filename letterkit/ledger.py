@@ -112,12 +112,13 @@ _ADDED = {  # columns newer than the first ledgers: added on open
     "wait_reason": "TEXT NOT NULL DEFAULT ''",  # why it waits: back-off, window, quota, blocked
     "timezone": "TEXT NOT NULL DEFAULT ''",  # the recipient's (IANA), for send windows
     "limits": "TEXT NOT NULL DEFAULT ''",  # the --rate it was queued with ("50/day"): holds at flush
+    "window": "TEXT NOT NULL DEFAULT ''",  # the --window it was queued with ("09:00-17:00", "any")
 }
 _COLUMNS = (
     "id", "key", "campaign", "template", "language", "recipient", "recipient_name", "signer",
     "channel", "status", "subject", "rcpt", "message_id", "queued_at", "sent_at", "reply",
     "refused", "account", "file", "attempts", "batch", "signer_name", "signer_email",
-    "next_attempt_at", "wait_reason", "timezone", "limits",
+    "next_attempt_at", "wait_reason", "timezone", "limits", "window",
 )  # fmt: skip
 _SELECT = f"SELECT {', '.join(_COLUMNS)} FROM letters"
 _INSERTED = (
@@ -180,6 +181,7 @@ class Row:
     wait_reason: str = ""
     timezone: str = ""
     limits: str = ""  # the --rate the letter was queued with, if one was given
+    window: str = ""  # the --window it was queued with, if one was given
 
     @classmethod
     def from_sql(cls, values: Sequence[Any]) -> Row:
@@ -502,9 +504,11 @@ class Ledger:
         if messages:
             conn.executemany("INSERT OR REPLACE INTO messages (id, data) VALUES (?, ?)", messages)
 
-    def set_limits(self, batch: str, limits: str) -> None:
-        """Remember the ``--rate`` a batch was queued with (see :meth:`limits_of`)."""
-        self._writer().execute("UPDATE letters SET limits = ? WHERE batch = ?", (limits, batch))
+    def set_limits(self, batch: str, limits: str, window: str = "") -> None:
+        """Remember the ``--rate`` and ``--window`` a batch was queued with (see :meth:`limits_of`
+        and :func:`letterkit.schedule.due`)."""
+        sql = "UPDATE letters SET limits = ?, window = ? WHERE batch = ?"
+        self._writer().execute(sql, (limits, window, batch))
 
     def limits_of(self, statuses: Iterable[str]) -> list[str]:
         """The ``--rate`` texts the e-mail letters in ``statuses`` were queued with."""

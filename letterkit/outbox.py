@@ -374,6 +374,7 @@ class Outbox:
         write_outbox: bool = True,
         other_signers: bool = False,
         limits: str = "",
+        window: str = "",
     ) -> QueueResult:
         """Write every letter durably to the outbox (e-mail) or prepare it by hand; all or nothing.
 
@@ -386,8 +387,8 @@ class Outbox:
         delivery writes them).  Letters for contacts without e-mail are written as
         PDF and text under ``prepared/CAMPAIGN/`` (with ``prepare_hand``).  Skipped
         letters go to ``on_skip`` if given, else into ``QueueResult.skipped``.
-        ``limits``: the ``--rate`` they were queued with, kept with them (it holds when
-        they are flushed later: :func:`letterkit.service.flush`).
+        ``limits``, ``window``: the ``--rate`` and ``--window`` they were queued with, kept
+        with them (they hold when the letters are flushed later: :func:`letterkit.service.flush`).
         """
         result = QueueResult(batch=uuid.uuid4().hex)
         skip = on_skip or result.skipped.append
@@ -397,8 +398,8 @@ class Outbox:
                 hand = self._add_letters(
                     letters, account, result, skip, resend=resend, other_signers=other_signers
                 )
-                if limits:  # the --rate these letters were queued with: it holds when they are flushed
-                    self.ledger.set_limits(result.batch, limits)
+                if limits or window:  # the --rate and --window given: they hold when the letters are flushed
+                    self.ledger.set_limits(result.batch, limits, window)
                 prepared = self._prepare(hand) if (hand and prepare_hand) else {}
                 for _letter, row_id in hand:
                     self.ledger.update(row_id, file=json.dumps(prepared.get(row_id, {})))

@@ -15,6 +15,7 @@ that are due now, and ``letterkit outbox`` shows the others with their time.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 from collections import deque
 from dataclasses import dataclass
@@ -142,12 +143,15 @@ class Schedule:
 
     ``per_day``: recipients in any 24 hours for the account (0: none); ``window``: send
     only in the recipient's office hours (contacts without a ``timezone``: in ``local``,
-    the user's own zone, default the clock's); ``backoff_base``: the first back-off in
-    seconds; ``wait``: keep running until every letter is sent (``outbox flush --wait``).
+    the user's own zone, default the clock's), for letters queued without a ``--window``
+    of their own, or for all when ``window_given`` (``--window`` given to this run);
+    ``backoff_base``: the first back-off in seconds; ``wait``: keep running until every
+    letter is sent (``outbox flush --wait``).
     """
 
     per_day: int = 0
     window: Window | None = None
+    window_given: bool = False
     backoff_base: float = 2.0
     in_run_wait: float = IN_RUN_WAIT
     wait: bool = False
@@ -177,10 +181,11 @@ def due(row: Row, now: dt.datetime, schedule: Schedule, quota: Quota) -> Due:
         later = dt.datetime.fromisoformat(row.next_attempt_at)
         if later > now:
             at, why = later, row.wait_reason or "back-off"
+    window = schedule.window if schedule.window_given or not row.window else queued_window(row.window)
     for _ in range(4):  # the window and the quota move each other: settle (both only move later)
         moved = False
-        if schedule.window is not None:
-            opens = schedule.window.next_open(at, schedule.zone_of(row, now))
+        if window is not None:
+            opens = window.next_open(at, schedule.zone_of(row, now))
             if opens > at:
                 at, why, moved = opens, "window", True
         free = quota.earliest(len(row.rcpt), at)
@@ -189,6 +194,15 @@ def due(row: Row, now: dt.datetime, schedule: Schedule, quota: Quota) -> Due:
         if not moved:
             break
     return Due(at, why)
+
+
+@functools.lru_cache(maxsize=16)
+def queued_window(text: str) -> Window | None:
+    """The ``--window`` a letter was queued with (``any``, or a ledger edited by hand: none)."""
+    try:
+        return Window.parse(text)
+    except InvalidValue:
+        return None
 
 
 def plan(rows: Iterable[Row], now: dt.datetime, schedule: Schedule, quota: Quota) -> list[tuple[Row, Due]]:

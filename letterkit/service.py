@@ -102,6 +102,7 @@ class SendJob:
     warnings: list[str] = field(default_factory=list)
     schedule: Schedule | None = None  # daily quota, send window (see :func:`schedule_for`)
     limits: str = ""  # the --rate given, kept with the letters (it holds when they are flushed)
+    window: str = ""  # the --window given, kept with the letters likewise
 
     @classmethod
     def create(
@@ -142,6 +143,7 @@ class SendJob:
             warnings=[w for w in (campaign.deadline_warning(),) if w],
             schedule=schedule,
             limits=text or (f"{rate:g}/min" if isinstance(rate, int | float) else ""),
+            window=window or "",
         )
 
     @property
@@ -228,6 +230,7 @@ class SendJob:
             schedule=self.schedule,
             on_note=on_note,
             limits=self.limits,
+            window=self.window,
         )
 
 
@@ -249,6 +252,7 @@ def send_letters(
     schedule: Schedule | None = None,
     on_note: Callable[[str], None] | None = None,
     limits: str = "",
+    window: str = "",
 ) -> SendReport:
     """Queue ``letters`` durably (all or nothing), then deliver them through ``account``.
 
@@ -257,8 +261,8 @@ def send_letters(
     ``rate`` defaults to :data:`letterkit.config.DEFAULT_RATE` letters a minute.  The
     password comes from ``password_provider``, else the account's usual sources
     (``interactive``: it may be asked for on the terminal).  Letters of this
-    batch queued by an earlier, interrupted run are delivered too.  ``limits``: the
-    ``--rate`` text given, kept with the letters for a later :func:`flush`.
+    batch queued by an earlier, interrupted run are delivered too.  ``limits``, ``window``:
+    the ``--rate`` and ``--window`` texts given, kept with the letters for a later :func:`flush`.
     """
     from .config import DEFAULT_RATE
     from .delivery import DeliveryReport, SendReport, deliver
@@ -270,7 +274,7 @@ def send_letters(
             queued = box.queue(
                 letters, account=account, resend=resend, on_skip=on_skip, other_signers=other_signers,
                 write_outbox=account is None,  # delivered at once: no outbox files unless it stops
-                limits=limits,
+                limits=limits, window=window,
             )  # fmt: skip
             if on_queued is not None:
                 on_queued(queued)
@@ -436,6 +440,7 @@ def schedule_for(
     return limits.per_minute, Schedule(
         per_day=limits.per_day or default_quota(account.host, account.from_addr),
         window=Window.parse(chosen) if chosen and chosen.strip().lower() != "any" else None,
+        window_given=window is not None,
         backoff_base=retry_delay(),
         wait=wait,
     )

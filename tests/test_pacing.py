@@ -440,6 +440,35 @@ def test_a_rate_given_to_send_holds_when_the_rest_is_flushed(invoke, make_smtp_s
     assert chosen.exit_code == 0 and server.count() == 5 and "queued with --rate" not in chosen.stderr
 
 
+def _send_in_the_evening(invoke, make_smtp_server, tmp_path):  # type: ignore[no-untyped-def]
+    """Two letters sent at 10:00 with --window 18:00-19:00: both wait (contacts without a
+    time zone: the user's, UTC here)."""
+    camp = write_campaign(tmp_path / "camp", missions=2, hand=False)
+    server = make_smtp_server()
+    assert invoke(*server.account_args(), "--password-stdin", input=PASSWORD + "\n").exit_code == 0
+    window = ["--window", "18:00-19:00"]
+    sent = invoke("--campaign", str(camp), "send", "protest", "--yes", "--cc", "", *window, *SIGNER)
+    assert sent.exit_code == 0, sent.output
+    assert server.count() == 0
+    return server
+
+
+def test_a_window_given_to_send_holds_for_a_later_flush(invoke, make_smtp_server, tmp_path, monkeypatch):
+    server = _send_in_the_evening(invoke, make_smtp_server, tmp_path)
+    morning = invoke("outbox", "flush", "--yes", "--json")  # a timer without --window
+    assert morning.exit_code == 0, morning.output
+    assert server.count() == 0 and json.loads(morning.stdout)["waits_for"] == "window"
+    dues = {r["due"] for r in json.loads(invoke("outbox", "--json").stdout)["letters"]}
+    assert dues == {"2026-11-26T18:00:00+00:00"}
+    monkeypatch.setenv("LETTERKIT_NOW", "2026-11-26T18:30:00+00:00")
+    assert invoke("outbox", "flush", "--yes").exit_code == 0 and server.count() == 2
+
+
+def test_a_window_given_to_flush_chooses_anew(invoke, make_smtp_server, tmp_path):
+    server = _send_in_the_evening(invoke, make_smtp_server, tmp_path)
+    assert invoke("outbox", "flush", "--yes", "--window", "any").exit_code == 0 and server.count() == 2
+
+
 def test_send_json_says_when_the_rest_is_due(invoke, make_smtp_server, tmp_path):
     camp = write_campaign(tmp_path / "camp", missions=3, hand=False)
     server = make_smtp_server()
