@@ -430,9 +430,11 @@ class _Copy:
             self.tried = True
             self.staged = self.box.stage_sent(self.row, self.message)
 
-    def file(self, message: bytes) -> str:
+    def file(self) -> str:
+        """File the copy of a letter the server took; a note for the ledger if it could not be."""
+        assert self.message is not None
         staged, self.staged = self.staged, None
-        return self.box.file_sent(self.row, message, staged)
+        return self.box.file_sent(self.row, self.message, staged)
 
     def drop(self) -> None:
         staged, self.staged = self.staged, None
@@ -480,7 +482,7 @@ def _record(
     status: str
     when = (sent_at or clock.now()).astimezone(dt.UTC).isoformat(timespec="seconds")
     if result.delivered and message is not None:
-        note = copy.file(message)  # first: the mark that it went
+        note = copy.file()  # first: the mark that it went
         if stored_changed:
             box.ledger.set_message(row.id, message)  # exactly what was sent
         status, sent, reply = result.status, when, result.reply

@@ -344,8 +344,9 @@ def flush(
         raise ConfigError("no mail account is set up", hint=f"add yours with: {ADD_ACCOUNT_HINT}")
     note = ""
     if keep_queued_limits:
-        statuses = ("queued", "failed") if retry_failed else ("queued",)
-        rate, schedule, note = queued_limits(box, rate, schedule, statuses)
+        from .ledger import IN_OUTBOX
+
+        rate, schedule, note = queued_limits(box, rate, schedule, IN_OUTBOX if retry_failed else ("queued",))
         if note and on_note is not None:
             on_note(note)
     password = remembered_password(account, interactive=interactive)  # asked for once, if at all
